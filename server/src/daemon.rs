@@ -1,0 +1,124 @@
+//! The daemon's life: prepare its directories, own the CRI socket, serve both CRI services, and
+//! on SIGTERM/SIGINT stop accepting, let in-flight calls finish (bounded) and exit. Containers and
+//! pods are never touched by a shutdown: they outlive the daemon.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::body::Body;
+use tonic::codegen::http;
+use tonic::transport::Server;
+use tower_http::classify::GrpcFailureClass;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::image_service::{CriImageService, ImageServiceServer};
+use crate::runtime_service::{CriRuntimeService, RuntimeServiceServer};
+use crate::socket;
+
+/// Largest gRPC message either way. kubelet allows 16 MiB; ExecSync may answer 16 MiB of stdout
+/// and 16 MiB of stderr at once, so crius takes cri-o's 80 MiB.
+pub const MAX_GRPC_MESSAGE_BYTES: usize = 80 * 1024 * 1024;
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let mut terminate = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+    // The socket first: a daemon refused because another one serves the path creates nothing.
+    let (listener, socket_ownership) = socket::bind(&config.listen)?;
+    create_private_dir(&config.root)?;
+    create_private_dir(&config.state_dir)?;
+
+    let config = Arc::new(config);
+    let runtime_service = RuntimeServiceServer::new(CriRuntimeService::new(config.clone()))
+        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    let image_service = ImageServiceServer::new(CriImageService)
+        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    let (stop_accepting, stop_requested) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(
+        Server::builder()
+            .layer(
+                TraceLayer::new_for_grpc()
+                    .make_span_with(rpc_span)
+                    .on_request(())
+                    .on_response(log_rpc_answer)
+                    .on_body_chunk(())
+                    .on_eos(())
+                    .on_failure(log_rpc_failure),
+            )
+            .add_service(runtime_service)
+            .add_service(image_service)
+            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+                stop_requested.await.ok();
+            }),
+    );
+    tracing::info!(
+        socket = %config.listen.display(),
+        version = env!("CARGO_PKG_VERSION"),
+        "crius is serving"
+    );
+
+    let signal_name = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+        finished = &mut server => {
+            finished.context("gRPC server task")?.context("gRPC server")?;
+            anyhow::bail!("gRPC server stopped on its own");
+        }
+    };
+    tracing::info!(
+        signal = signal_name,
+        "shutting down: no new calls are accepted"
+    );
+    stop_accepting.send(()).ok();
+    match tokio::time::timeout(config.shutdown_timeout, &mut server).await {
+        Ok(finished) => finished
+            .context("gRPC server task")?
+            .context("gRPC server")?,
+        Err(_) => {
+            tracing::warn!(
+                timeout = ?config.shutdown_timeout,
+                "in-flight calls did not finish in time; exiting anyway"
+            );
+            server.abort();
+        }
+    }
+    drop(socket_ownership);
+    tracing::info!("crius stopped");
+    Ok(())
+}
+
+/// One span per RPC, named by its gRPC method; handlers record the pod and container they touch.
+fn rpc_span(request: &http::Request<Body>) -> tracing::Span {
+    tracing::info_span!(
+        "rpc",
+        method = request.uri().path(),
+        pod_id = tracing::field::Empty,
+        container_id = tracing::field::Empty,
+    )
+}
+
+fn log_rpc_answer(_: &http::Response<Body>, latency: Duration, _: &tracing::Span) {
+    tracing::debug!(?latency, "rpc answered");
+}
+
+/// A non-OK gRPC code, from the headers or the trailers.
+#[allow(clippy::needless_pass_by_value)] // the signature tower-http's `OnFailure` calls
+fn log_rpc_failure(failure: GrpcFailureClass, latency: Duration, _: &tracing::Span) {
+    tracing::debug!(%failure, ?latency, "rpc failed");
+}
+
+/// Creates `dir` (and its parents) with mode 0700 if missing; an existing directory is kept.
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("create directory {}", dir.display()))
+}
