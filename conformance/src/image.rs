@@ -1,0 +1,211 @@
+//! OCI images built in the test process from files of this machine: tar layers (gzip), an image
+//! config and an OCI manifest, each with its sha256 digest, ready for [`TestRegistry::push`].
+//!
+//! [`TestRegistry::push`]: crate::registry::TestRegistry::push
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// Debian's busybox-static: one static binary that is every tool a test container needs.
+pub const STATIC_BUSYBOX: &str = "/bin/busybox";
+
+/// The applets linked into the busybox test image's `/bin`.
+const BUSYBOX_APPLETS: &[&str] = &[
+    "sh", "ls", "cat", "echo", "sleep", "true", "false", "id", "env", "ps", "mkdir", "rm", "touch",
+    "wc", "head", "tail", "grep", "hostname", "kill", "nc", "date", "stat", "printf", "test",
+    "seq", "yes", "dd", "mount", "ip", "ifconfig", "whoami", "readlink", "httpd", "top",
+];
+
+/// Content and its identity.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub media_type: &'static str,
+    pub digest: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Blob {
+    pub fn new(media_type: &'static str, bytes: Vec<u8>) -> Self {
+        Blob {
+            media_type,
+            digest: sha256_digest(&bytes),
+            bytes,
+        }
+    }
+
+    fn descriptor(&self) -> serde_json::Value {
+        json!({"mediaType": self.media_type, "digest": self.digest, "size": self.bytes.len()})
+    }
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// One layer being written: a tar archive with fixed owners and mtimes.
+pub struct LayerBuilder {
+    tar: tar::Builder<Vec<u8>>,
+}
+
+impl std::fmt::Debug for LayerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LayerBuilder").finish_non_exhaustive()
+    }
+}
+
+impl Default for LayerBuilder {
+    fn default() -> Self {
+        let mut tar = tar::Builder::new(Vec::new());
+        tar.mode(tar::HeaderMode::Deterministic);
+        LayerBuilder { tar }
+    }
+}
+
+impl LayerBuilder {
+    pub fn dir(mut self, path: &str, mode: u32) -> anyhow::Result<Self> {
+        let mut header = header(tar::EntryType::Directory, mode, 0);
+        self.tar.append_data(&mut header, path, std::io::empty())?;
+        Ok(self)
+    }
+
+    pub fn file(mut self, path: &str, mode: u32, contents: &[u8]) -> anyhow::Result<Self> {
+        let mut header = header(tar::EntryType::Regular, mode, contents.len() as u64);
+        self.tar.append_data(&mut header, path, contents)?;
+        Ok(self)
+    }
+
+    pub fn symlink(mut self, path: &str, target: &str) -> anyhow::Result<Self> {
+        let mut header = header(tar::EntryType::Symlink, 0o777, 0);
+        self.tar.append_link(&mut header, path, target)?;
+        Ok(self)
+    }
+
+    /// The uncompressed tar (whose digest is the layer's diff ID) and the gzip blob.
+    fn finish(self) -> anyhow::Result<(Vec<u8>, Blob)> {
+        let tar = self.tar.into_inner().context("finish layer tar")?;
+        let mut gzip = GzEncoder::new(Vec::new(), Compression::fast());
+        gzip.write_all(&tar)?;
+        let compressed = gzip.finish()?;
+        Ok((tar, Blob::new(OCI_LAYER_GZIP, compressed)))
+    }
+}
+
+fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_size(size);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(1_700_000_000);
+    header
+}
+
+/// What goes into the image config's `config` object.
+#[derive(Debug, Clone, Default)]
+pub struct RunConfig {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: String,
+    pub working_dir: String,
+}
+
+/// A complete image: layers, config and manifest.
+#[derive(Debug, Clone)]
+pub struct OciImage {
+    pub layers: Vec<Blob>,
+    pub config: Blob,
+    pub manifest: Blob,
+}
+
+impl OciImage {
+    /// Assembles an image for linux/amd64 from layers (bottom first).
+    pub fn build(layers: Vec<LayerBuilder>, run: &RunConfig) -> anyhow::Result<Self> {
+        let mut diff_ids = Vec::new();
+        let mut blobs = Vec::new();
+        for layer in layers {
+            let (tar, blob) = layer.finish()?;
+            diff_ids.push(sha256_digest(&tar));
+            blobs.push(blob);
+        }
+        let config = json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "created": "2023-11-14T22:13:20Z",
+            "config": {
+                "Entrypoint": run.entrypoint,
+                "Cmd": run.cmd,
+                "Env": run.env,
+                "User": run.user,
+                "WorkingDir": run.working_dir,
+            },
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        });
+        let config = Blob::new(OCI_CONFIG, serde_json::to_vec(&config)?);
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config.descriptor(),
+            "layers": blobs.iter().map(Blob::descriptor).collect::<Vec<_>>(),
+        });
+        let manifest = Blob::new(OCI_MANIFEST, serde_json::to_vec(&manifest)?);
+        Ok(OciImage {
+            layers: blobs,
+            config,
+            manifest,
+        })
+    }
+
+    /// The blobs the manifest references: layers, then config.
+    pub fn blobs(&self) -> impl Iterator<Item = &Blob> {
+        self.layers.iter().chain(std::iter::once(&self.config))
+    }
+}
+
+/// A one-layer image of static busybox: `/bin/busybox` with its applets linked beside it, `/etc`
+/// with root and nobody, and the usual empty mount points. Runs `/bin/sh` by default.
+pub fn busybox_image() -> anyhow::Result<OciImage> {
+    OciImage::build(
+        vec![busybox_layer(Path::new(STATIC_BUSYBOX))?],
+        &RunConfig {
+            cmd: vec!["/bin/sh".into()],
+            env: vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".into()],
+            ..RunConfig::default()
+        },
+    )
+}
+
+fn busybox_layer(busybox: &Path) -> anyhow::Result<LayerBuilder> {
+    let binary = std::fs::read(busybox)
+        .with_context(|| format!("read {} (install busybox-static)", busybox.display()))?;
+    let mut layer =
+        LayerBuilder::default()
+            .dir("bin", 0o755)?
+            .file("bin/busybox", 0o755, &binary)?;
+    for applet in BUSYBOX_APPLETS {
+        layer = layer.symlink(&format!("bin/{applet}"), "busybox")?;
+    }
+    for dir in ["dev", "proc", "sys", "tmp", "etc", "root", "var", "run"] {
+        let mode = if dir == "tmp" { 0o1777 } else { 0o755 };
+        layer = layer.dir(dir, mode)?;
+    }
+    layer
+        .file(
+            "etc/passwd",
+            0o644,
+            b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        )?
+        .file("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n")
+}

@@ -1,0 +1,19 @@
+//! crius-conformance: drives a CRI runtime the way kubelet, crictl and critest do, over its unix
+//! socket, with real components around it.
+//!
+//! The pieces:
+//! - [`daemon::Crius`]: the built `crius` binary started in its own temp dirs (root, state dir,
+//!   socket, CNI config dir), killed when dropped; its log is kept for assertions.
+//! - [`client::CriClient`]: typed `RuntimeService` and `ImageService` clients over the socket.
+//! - [`registry::TestRegistry`]: Debian's `docker-registry` on 127.0.0.1 and a random port, with a
+//!   minimal OCI distribution push client.
+//! - [`cni`]: network configurations for the real CNI plugins of Debian's
+//!   `containernetworking-plugins`.
+//! - [`image`]: OCI images assembled from files of this machine (static busybox) into gzip layers,
+//!   an image config and a manifest, ready to push.
+
+pub mod client;
+pub mod cni;
+pub mod daemon;
+pub mod image;
+pub mod registry;

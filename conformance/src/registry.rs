@@ -1,0 +1,209 @@
+//! A real OCI registry for tests: Debian's `docker-registry` (CNCF distribution) on 127.0.0.1 and
+//! a random port, storing into a temp dir, and the push half of the distribution protocol.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use reqwest::StatusCode;
+
+use crate::image::{Blob, OciImage};
+
+/// Where Debian's `docker-registry` package installs the binary.
+pub const REGISTRY_BINARY: &str = "/usr/bin/docker-registry";
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A running registry; killed and its storage removed when dropped.
+#[derive(Debug)]
+pub struct TestRegistry {
+    child: Child,
+    addr: SocketAddr,
+    http: reqwest::Client,
+    dir: tempfile::TempDir,
+}
+
+impl TestRegistry {
+    pub async fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("temp dir")?;
+        let addr = free_loopback_addr()?;
+        let config = dir.path().join("config.yml");
+        std::fs::write(&config, registry_config(&dir.path().join("data"), addr))
+            .context("write registry config")?;
+        let log = std::fs::File::create(dir.path().join("registry.log"))?;
+        let child = Command::new(REGISTRY_BINARY)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawn {REGISTRY_BINARY} (install docker-registry)"))?;
+        let mut registry = TestRegistry {
+            child,
+            addr,
+            http: reqwest::Client::new(),
+            dir,
+        };
+        registry.wait_until_serving().await?;
+        Ok(registry)
+    }
+
+    /// `127.0.0.1:<port>`, the registry part of an image reference.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    async fn wait_until_serving(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(response) = self.http.get(self.url("/v2/")).send().await
+                && response.status() == StatusCode::OK
+            {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("docker-registry exited with {status}:\n{}", self.log());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "docker-registry did not serve within {PATIENCE:?}:\n{}",
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Pushes every blob of `image`, then its manifest under `tag`; returns the manifest digest
+    /// the registry reports.
+    pub async fn push(
+        &self,
+        repository: &str,
+        tag: &str,
+        image: &OciImage,
+    ) -> anyhow::Result<String> {
+        for blob in image.blobs() {
+            self.push_blob(repository, blob).await?;
+        }
+        let url = self.url(&format!("/v2/{repository}/manifests/{tag}"));
+        let response = self
+            .http
+            .put(&url)
+            .header("Content-Type", image.manifest.media_type)
+            .body(image.manifest.bytes.clone())
+            .send()
+            .await
+            .with_context(|| format!("PUT {url}"))?;
+        let response = expect_status(response, StatusCode::CREATED).await?;
+        let digest = response
+            .headers()
+            .get("Docker-Content-Digest")
+            .context("manifest PUT answered without Docker-Content-Digest")?
+            .to_str()?
+            .to_string();
+        if digest != image.manifest.digest {
+            bail!(
+                "registry stored manifest {digest}, pushed {}",
+                image.manifest.digest
+            );
+        }
+        Ok(digest)
+    }
+
+    /// A monolithic upload: POST to open an upload session, PUT the bytes with their digest.
+    async fn push_blob(&self, repository: &str, blob: &Blob) -> anyhow::Result<()> {
+        let exists = self
+            .http
+            .head(self.url(&format!("/v2/{repository}/blobs/{}", blob.digest)))
+            .send()
+            .await?;
+        if exists.status() == StatusCode::OK {
+            return Ok(());
+        }
+        let url = self.url(&format!("/v2/{repository}/blobs/uploads/"));
+        let response = self
+            .http
+            .post(&url)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let response = expect_status(response, StatusCode::ACCEPTED).await?;
+        let location = response
+            .headers()
+            .get("Location")
+            .context("upload POST answered without Location")?
+            .to_str()?;
+        let mut upload = response.url().join(location).context("upload Location")?;
+        upload.query_pairs_mut().append_pair("digest", &blob.digest);
+        let response = self
+            .http
+            .put(upload.clone())
+            .header("Content-Type", "application/octet-stream")
+            .body(blob.bytes.clone())
+            .send()
+            .await
+            .with_context(|| format!("PUT {upload}"))?;
+        expect_status(response, StatusCode::CREATED).await?;
+        Ok(())
+    }
+
+    /// GETs a path of the registry API, with an `Accept` header, and returns status and body.
+    pub async fn get(&self, path: &str, accept: &str) -> anyhow::Result<(StatusCode, Vec<u8>)> {
+        let response = self
+            .http
+            .get(self.url(path))
+            .header("Accept", accept)
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = response.status();
+        Ok((status, response.bytes().await?.to_vec()))
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+async fn expect_status(
+    response: reqwest::Response,
+    expected: StatusCode,
+) -> anyhow::Result<reqwest::Response> {
+    if response.status() == expected {
+        return Ok(response);
+    }
+    let status = response.status();
+    let url = response.url().clone();
+    let body = response.text().await.unwrap_or_default();
+    bail!("{url} answered {status}, expected {expected}: {body}")
+}
+
+/// A loopback port free at the time of the call (the registry binds it a moment later).
+fn free_loopback_addr() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("bind a loopback port")?;
+    Ok(listener.local_addr()?)
+}
+
+fn registry_config(storage: &Path, addr: SocketAddr) -> String {
+    format!(
+        "version: 0.1\n\
+         log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+         http:\n  addr: {addr}\n",
+        storage.display()
+    )
+}
