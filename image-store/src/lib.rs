@@ -2,4 +2,8 @@
 //! their layers as directories that overlayfs stacks.
 //!
 //! A leaf crate: no gRPC, no CRI types; it hands the server plain values (an image record, a
-//! rootfs as a list of layer directories). The image service issue fills it in.
+//! rootfs as a list of layer directories).
+
+pub mod digest;
+pub mod reference;
+pub mod registries_conf;
