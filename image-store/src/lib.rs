@@ -7,3 +7,4 @@
 pub mod digest;
 pub mod reference;
 pub mod registries_conf;
+pub mod unpack;
