@@ -220,30 +220,6 @@ async fn rpcs_not_built_yet_answer_unimplemented_naming_the_rpc() {
                 .await
                 .map(drop),
         ),
-        (
-            "PullImage",
-            client
-                .image
-                .pull_image(cri::PullImageRequest::default())
-                .await
-                .map(drop),
-        ),
-        (
-            "ListImages",
-            client
-                .image
-                .list_images(cri::ListImagesRequest::default())
-                .await
-                .map(drop),
-        ),
-        (
-            "ImageFsInfo",
-            client
-                .image
-                .image_fs_info(cri::ImageFsInfoRequest::default())
-                .await
-                .map(drop),
-        ),
     ];
     for (rpc, answer) in answers.drain(..) {
         let status = answer.expect_err(rpc);

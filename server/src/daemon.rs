@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::image_service::{CriImageService, ImageServiceServer};
 use crate::runtime_service::{CriRuntimeService, RuntimeServiceServer};
 use crate::socket;
+use crius_image_store::store::{ImageStore, ImageStoreConfig};
 
 /// Largest gRPC message either way. kubelet allows 16 MiB; ExecSync may answer 16 MiB of stdout
 /// and 16 MiB of stderr at once, so crius takes cri-o's 80 MiB.
@@ -33,13 +34,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     create_private_dir(&config.root)?;
     create_private_dir(&config.state_dir)?;
 
+    let image_store = open_image_store(&config)?;
     let config = Arc::new(config);
     let runtime_service = RuntimeServiceServer::new(CriRuntimeService::new(config.clone()))
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
-    let image_service = ImageServiceServer::new(CriImageService)
-        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    let image_service = ImageServiceServer::new(CriImageService::new(
+        image_store,
+        &config.image.sandbox_image,
+    ))
+    .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
     let (stop_accepting, stop_requested) = tokio::sync::oneshot::channel::<()>();
     let mut server = tokio::spawn(
         Server::builder()
@@ -112,6 +117,17 @@ fn log_rpc_answer(_: &http::Response<Body>, latency: Duration, _: &tracing::Span
 #[allow(clippy::needless_pass_by_value)] // the signature tower-http's `OnFailure` calls
 fn log_rpc_failure(failure: GrpcFailureClass, latency: Duration, _: &tracing::Span) {
     tracing::debug!(%failure, ?latency, "rpc failed");
+}
+
+fn open_image_store(config: &Config) -> anyhow::Result<Arc<ImageStore>> {
+    ImageStore::open(ImageStoreConfig {
+        root: config.root.clone(),
+        registries_conf: config.image.registries_conf.clone(),
+        auth_file: config.image.auth_file.clone(),
+        progress_timeout: config.image.pull_progress_timeout,
+        max_layer_bytes: config.image.max_layer_bytes,
+    })
+    .context("open the image store")
 }
 
 /// Creates `dir` (and its parents) with mode 0700 if missing; an existing directory is kept.

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+mod convert;
 pub mod daemon;
 mod image_service;
 pub mod logging;

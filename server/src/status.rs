@@ -12,3 +12,22 @@ pub fn internal(context: &str, err: &anyhow::Error) -> Status {
     tracing::error!(error = format!("{err:#}"), "{context}");
     Status::internal(format!("{context}: {err:#}"))
 }
+
+/// The gRPC status of an image store failure, by its kind.
+pub fn image_store(err: &crius_image_store::ImageStoreError) -> Status {
+    use crius_image_store::ImageStoreErrorKind as Kind;
+    let message = err.to_string();
+    match err.kind() {
+        Kind::InvalidArgument => Status::invalid_argument(message),
+        Kind::NotFound => Status::not_found(message),
+        Kind::Unauthenticated => Status::unauthenticated(message),
+        Kind::PermissionDenied => Status::permission_denied(message),
+        Kind::BadContent => Status::failed_precondition(message),
+        Kind::Unavailable => Status::unavailable(message),
+        Kind::DeadlineExceeded => Status::deadline_exceeded(message),
+        Kind::Internal => {
+            tracing::error!(error = %message, "image store failure");
+            Status::internal(message)
+        }
+    }
+}

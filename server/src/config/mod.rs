@@ -80,6 +80,14 @@ pub struct ImageConfig {
     pub sandbox_image: String,
     /// Registry configuration, containers-registries.conf(5) v2.
     pub registries_conf: PathBuf,
+    /// Docker-style auth file (`{"auths": {host: {"auth": …}}}`) for registries that need
+    /// credentials the pull request does not carry; a missing file has none.
+    pub auth_file: PathBuf,
+    /// A pull fails when no byte arrives for this long.
+    #[serde(with = "humantime_serde")]
+    pub pull_progress_timeout: Duration,
+    /// Largest uncompressed layer accepted: a decompression bomb stops here.
+    pub max_layer_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,6 +127,9 @@ impl Default for ImageConfig {
         ImageConfig {
             sandbox_image: "registry.k8s.io/pause:3.10".into(),
             registries_conf: "/etc/containers/registries.conf".into(),
+            auth_file: "/etc/crius/auth.json".into(),
+            pull_progress_timeout: Duration::from_secs(5 * 60),
+            max_layer_bytes: 64 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -148,6 +159,7 @@ impl Config {
         require_absolute("root", &self.root)?;
         require_absolute("state_dir", &self.state_dir)?;
         require_absolute("image.registries_conf", &self.image.registries_conf)?;
+        require_absolute("image.auth_file", &self.image.auth_file)?;
         require_absolute("network.cni_config_dir", &self.network.cni_config_dir)?;
         let socket_len = self.listen.as_os_str().len();
         if socket_len > MAX_SOCKET_PATH_BYTES {
@@ -167,6 +179,9 @@ impl Config {
         }
         if self.image.sandbox_image.trim().is_empty() {
             bail!("image.sandbox_image: must name an image");
+        }
+        if self.image.pull_progress_timeout.is_zero() {
+            bail!("image.pull_progress_timeout: must be longer than zero");
         }
         if self.shutdown_timeout.is_zero() {
             bail!("shutdown_timeout: must be longer than zero");

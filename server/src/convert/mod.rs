@@ -1,0 +1,3 @@
+//! CRI messages from the leaf crates' plain values, and back.
+
+pub mod image;
