@@ -14,7 +14,10 @@ use sha2::{Digest, Sha256};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 
 /// Debian's busybox-static: one static binary that is every tool a test container needs.
 pub const STATIC_BUSYBOX: &str = "/bin/busybox";
@@ -53,9 +56,19 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// How a layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayerCompression {
+    #[default]
+    Gzip,
+    Zstd,
+    None,
+}
+
 /// One layer being written: a tar archive with fixed owners and mtimes.
 pub struct LayerBuilder {
     tar: tar::Builder<Vec<u8>>,
+    compression: LayerCompression,
 }
 
 impl std::fmt::Debug for LayerBuilder {
@@ -68,7 +81,10 @@ impl Default for LayerBuilder {
     fn default() -> Self {
         let mut tar = tar::Builder::new(Vec::new());
         tar.mode(tar::HeaderMode::Deterministic);
-        LayerBuilder { tar }
+        LayerBuilder {
+            tar,
+            compression: LayerCompression::default(),
+        }
     }
 }
 
@@ -91,13 +107,45 @@ impl LayerBuilder {
         Ok(self)
     }
 
-    /// The uncompressed tar (whose digest is the layer's diff ID) and the gzip blob.
+    /// An entry written byte for byte, bypassing the tar crate's path checks: for hostile
+    /// archives (`../x`, absolute paths, links out of the root). Names up to 100 bytes.
+    pub fn raw_entry(
+        mut self,
+        kind: tar::EntryType,
+        path: &str,
+        link: &str,
+        contents: &[u8],
+    ) -> anyhow::Result<Self> {
+        let mut header = header(kind, 0o644, contents.len() as u64);
+        let old = header.as_old_mut();
+        anyhow::ensure!(path.len() <= old.name.len() && link.len() <= old.linkname.len());
+        old.name = [0; 100];
+        old.name[..path.len()].copy_from_slice(path.as_bytes());
+        old.linkname = [0; 100];
+        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        header.set_cksum();
+        self.tar.append(&header, contents)?;
+        Ok(self)
+    }
+
+    pub fn compression(mut self, compression: LayerCompression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// The uncompressed tar (whose digest is the layer's diff ID) and the blob.
     fn finish(self) -> anyhow::Result<(Vec<u8>, Blob)> {
         let tar = self.tar.into_inner().context("finish layer tar")?;
-        let mut gzip = GzEncoder::new(Vec::new(), Compression::fast());
-        gzip.write_all(&tar)?;
-        let compressed = gzip.finish()?;
-        Ok((tar, Blob::new(OCI_LAYER_GZIP, compressed)))
+        let blob = match self.compression {
+            LayerCompression::Gzip => {
+                let mut gzip = GzEncoder::new(Vec::new(), Compression::fast());
+                gzip.write_all(&tar)?;
+                Blob::new(OCI_LAYER_GZIP, gzip.finish()?)
+            }
+            LayerCompression::Zstd => Blob::new(OCI_LAYER_ZSTD, zstd::encode_all(&tar[..], 3)?),
+            LayerCompression::None => Blob::new(OCI_LAYER_TAR, tar.clone()),
+        };
+        Ok((tar, blob))
     }
 }
 
@@ -168,10 +216,47 @@ impl OciImage {
         })
     }
 
+    /// The config digest: the image ID a runtime reports.
+    pub fn id(&self) -> &str {
+        &self.config.digest
+    }
+
     /// The blobs the manifest references: layers, then config.
     pub fn blobs(&self) -> impl Iterator<Item = &Blob> {
         self.layers.iter().chain(std::iter::once(&self.config))
     }
+}
+
+/// A multi-platform index: each image with the architecture it is for (os linux).
+pub fn index(entries: &[(&OciImage, &str)]) -> anyhow::Result<Blob> {
+    let manifests: Vec<_> = entries
+        .iter()
+        .map(|(image, architecture)| {
+            json!({
+                "mediaType": image.manifest.media_type,
+                "digest": image.manifest.digest,
+                "size": image.manifest.bytes.len(),
+                "platform": {"architecture": architecture, "os": "linux"},
+            })
+        })
+        .collect();
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+    Ok(Blob::new(OCI_INDEX, serde_json::to_vec(&index)?))
+}
+
+/// Static busybox with one more layer holding `/marker` = `marker`: images that share the busybox
+/// layer but differ in ID.
+pub fn busybox_image_with_marker(marker: &str) -> anyhow::Result<OciImage> {
+    OciImage::build(
+        vec![
+            busybox_layer(Path::new(STATIC_BUSYBOX))?,
+            LayerBuilder::default().file("marker", 0o644, marker.as_bytes())?,
+        ],
+        &RunConfig {
+            cmd: vec!["/bin/sh".into()],
+            ..RunConfig::default()
+        },
+    )
 }
 
 /// A one-layer image of static busybox: `/bin/busybox` with its applets linked beside it, `/etc`
@@ -187,7 +272,7 @@ pub fn busybox_image() -> anyhow::Result<OciImage> {
     )
 }
 
-fn busybox_layer(busybox: &Path) -> anyhow::Result<LayerBuilder> {
+pub fn busybox_layer(busybox: &Path) -> anyhow::Result<LayerBuilder> {
     let binary = std::fs::read(busybox)
         .with_context(|| format!("read {} (install busybox-static)", busybox.display()))?;
     let mut layer =

@@ -22,16 +22,35 @@ pub struct TestRegistry {
     child: Child,
     addr: SocketAddr,
     http: reqwest::Client,
+    /// What the harness itself pushes with, on a registry that asks for auth.
+    credentials: Option<(String, String)>,
     dir: tempfile::TempDir,
 }
 
 impl TestRegistry {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with_users(&[]).await
+    }
+
+    /// A registry that asks for HTTP basic auth (htpasswd, bcrypt) when `users` is not empty.
+    pub async fn start_with_users(users: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("temp dir")?;
         let addr = free_loopback_addr()?;
         let config = dir.path().join("config.yml");
-        std::fs::write(&config, registry_config(&dir.path().join("data"), addr))
-            .context("write registry config")?;
+        let mut text = registry_config(&dir.path().join("data"), addr);
+        if !users.is_empty() {
+            let htpasswd = dir.path().join("htpasswd");
+            let mut lines = String::new();
+            for (user, password) in users {
+                lines.push_str(&format!("{user}:{}\n", bcrypt::hash(password, 4)?));
+            }
+            std::fs::write(&htpasswd, lines)?;
+            text.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: crius-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        std::fs::write(&config, text).context("write registry config")?;
         let log = std::fs::File::create(dir.path().join("registry.log"))?;
         let child = Command::new(REGISTRY_BINARY)
             .arg("serve")
@@ -45,6 +64,7 @@ impl TestRegistry {
             child,
             addr,
             http: reqwest::Client::new(),
+            credentials: users.first().map(|(u, p)| (u.to_string(), p.to_string())),
             dir,
         };
         registry.wait_until_serving().await?;
@@ -54,6 +74,18 @@ impl TestRegistry {
     /// `127.0.0.1:<port>`, the registry part of an image reference.
     pub fn host(&self) -> String {
         self.addr.to_string()
+    }
+
+    fn request(
+        &self,
+        method: reqwest::Method,
+        url: impl reqwest::IntoUrl,
+    ) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, url);
+        match &self.credentials {
+            Some((user, password)) => request.basic_auth(user, Some(password)),
+            None => request,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -67,7 +99,10 @@ impl TestRegistry {
     async fn wait_until_serving(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Ok(response) = self.http.get(self.url("/v2/")).send().await
+            if let Ok(response) = self
+                .request(reqwest::Method::GET, self.url("/v2/"))
+                .send()
+                .await
                 && response.status() == StatusCode::OK
             {
                 return Ok(());
@@ -96,12 +131,39 @@ impl TestRegistry {
         for blob in image.blobs() {
             self.push_blob(repository, blob).await?;
         }
-        let url = self.url(&format!("/v2/{repository}/manifests/{tag}"));
+        self.push_manifest(repository, tag, &image.manifest).await
+    }
+
+    /// Pushes the images of an index by digest, then the index under `tag`.
+    pub async fn push_index(
+        &self,
+        repository: &str,
+        tag: &str,
+        images: &[&OciImage],
+        index: &Blob,
+    ) -> anyhow::Result<String> {
+        for image in images {
+            for blob in image.blobs() {
+                self.push_blob(repository, blob).await?;
+            }
+            self.push_manifest(repository, &image.manifest.digest, &image.manifest)
+                .await?;
+        }
+        self.push_manifest(repository, tag, index).await
+    }
+
+    /// PUTs a manifest (or index) under a tag or its digest; returns the stored digest.
+    pub async fn push_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        manifest: &Blob,
+    ) -> anyhow::Result<String> {
+        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
         let response = self
-            .http
-            .put(&url)
-            .header("Content-Type", image.manifest.media_type)
-            .body(image.manifest.bytes.clone())
+            .request(reqwest::Method::PUT, &url)
+            .header("Content-Type", manifest.media_type)
+            .body(manifest.bytes.clone())
             .send()
             .await
             .with_context(|| format!("PUT {url}"))?;
@@ -112,10 +174,10 @@ impl TestRegistry {
             .context("manifest PUT answered without Docker-Content-Digest")?
             .to_str()?
             .to_string();
-        if digest != image.manifest.digest {
+        if digest != manifest.digest {
             bail!(
                 "registry stored manifest {digest}, pushed {}",
-                image.manifest.digest
+                manifest.digest
             );
         }
         Ok(digest)
@@ -124,8 +186,10 @@ impl TestRegistry {
     /// A monolithic upload: POST to open an upload session, PUT the bytes with their digest.
     async fn push_blob(&self, repository: &str, blob: &Blob) -> anyhow::Result<()> {
         let exists = self
-            .http
-            .head(self.url(&format!("/v2/{repository}/blobs/{}", blob.digest)))
+            .request(
+                reqwest::Method::HEAD,
+                self.url(&format!("/v2/{repository}/blobs/{}", blob.digest)),
+            )
             .send()
             .await?;
         if exists.status() == StatusCode::OK {
@@ -133,8 +197,7 @@ impl TestRegistry {
         }
         let url = self.url(&format!("/v2/{repository}/blobs/uploads/"));
         let response = self
-            .http
-            .post(&url)
+            .request(reqwest::Method::POST, &url)
             .send()
             .await
             .with_context(|| format!("POST {url}"))?;
@@ -147,8 +210,7 @@ impl TestRegistry {
         let mut upload = response.url().join(location).context("upload Location")?;
         upload.query_pairs_mut().append_pair("digest", &blob.digest);
         let response = self
-            .http
-            .put(upload.clone())
+            .request(reqwest::Method::PUT, upload.clone())
             .header("Content-Type", "application/octet-stream")
             .body(blob.bytes.clone())
             .send()
@@ -161,8 +223,7 @@ impl TestRegistry {
     /// GETs a path of the registry API, with an `Accept` header, and returns status and body.
     pub async fn get(&self, path: &str, accept: &str) -> anyhow::Result<(StatusCode, Vec<u8>)> {
         let response = self
-            .http
-            .get(self.url(path))
+            .request(reqwest::Method::GET, self.url(path))
             .header("Accept", accept)
             .send()
             .await
