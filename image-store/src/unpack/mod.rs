@@ -9,6 +9,7 @@
 //! overlay xattrs coming from the archive itself are dropped. Memory stays bounded: file data is
 //! streamed, header records are capped per entry, and the entry count is capped.
 
+mod block_padding;
 mod budget;
 mod entries;
 mod metadata;
@@ -24,6 +25,7 @@ use std::path::Path;
 
 use rustix::fs::{Mode, OFlags};
 
+use self::block_padding::BlockPadded;
 use self::budget::HeaderBudget;
 use self::entries::Unpacker;
 use self::path::display_bytes;
@@ -196,6 +198,7 @@ fn unpack_with_limits(
         path: dest.display().to_string(),
         source: io::Error::from(errno),
     })?;
+    let (reader, entry_data_end) = BlockPadded::new(reader);
     let (budget, reader) = HeaderBudget::wrap(reader, limits.max_entry_header_bytes);
     let mut archive = tar::Archive::new(reader);
     archive.set_ignore_zeros(false);
@@ -220,6 +223,8 @@ fn unpack_with_limits(
             });
         }
         unpacker.stats.entries += 1;
+        let data_in_archive = entry.header().entry_size().unwrap_or_else(|_| entry.size());
+        entry_data_end.set(entry.raw_file_position() + data_in_archive);
         last_path = display_bytes(&entry.path_bytes());
         unpacker.unpack_entry(&mut entry)?;
         // Whatever data the entry has left is skipped here, outside the header budget.

@@ -1087,6 +1087,18 @@ fn truncated_file_data_is_an_error() {
 }
 
 #[test]
+fn a_layer_ending_right_after_its_last_files_data_unpacks() {
+    // No padding to the block boundary and no end-of-archive blocks, as umoci writes some layers.
+    let sandbox = Sandbox::new();
+    let mut archive = TarStream::new().file("f", 0o644, &[b'x'; 1000]).finish();
+    archive.truncate(512 + 1000);
+    let stats = sandbox
+        .unpack(&archive, &as_privileged_as_we_are())
+        .unwrap();
+    assert_eq!(stats.bytes, 1000);
+}
+
+#[test]
 fn corrupt_header_is_an_archive_error() {
     let sandbox = Sandbox::new();
     let mut archive = TarStream::new().file("f", 0o644, b"x").finish();
