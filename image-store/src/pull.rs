@@ -51,6 +51,8 @@ impl std::fmt::Debug for InFlightPulls {
 
 /// Chunks buffered between the download task and the unpacking thread of one layer.
 const LAYER_PIPE_CHUNKS: usize = 64;
+/// Times a broken blob download is resumed before the pull fails.
+const MAX_RESUMES: u32 = 3;
 
 impl ImageStore {
     /// Pulls `reference`; `credentials` are for the reference's own registry (mirrors use the
@@ -341,8 +343,9 @@ impl ImageStore {
         Ok(record)
     }
 
-    /// Streams a blob's body to the unpacking thread. A stall or a broken body is sent down the
-    /// pipe as an error, so the unpacker stops, and returned.
+    /// Streams a blob's body to the unpacking thread. A body that breaks off is resumed where it
+    /// stopped (a few times); a stall or a failure beyond that is sent down the pipe as an error,
+    /// so the unpacker stops, and returned.
     async fn download(
         &self,
         session: &Session,
@@ -351,15 +354,34 @@ impl ImageStore {
         digest: &Digest,
     ) -> Result<(), ImageStoreError> {
         let timeout = self.config.progress_timeout;
-        let mut body = response.bytes_stream();
+        let mut body = response.bytes_stream().boxed();
+        let mut received: u64 = 0;
+        let mut skip: u64 = 0;
+        let mut resumes = 0;
         loop {
             let failure = match tokio::time::timeout(timeout, body.next()).await {
                 Ok(None) => return Ok(()),
-                Ok(Some(Ok(chunk))) => {
-                    if chunks.send(Ok(chunk)).await.is_err() {
+                Ok(Some(Ok(mut chunk))) => {
+                    let dropped = skip.min(chunk.len() as u64);
+                    skip -= dropped;
+                    let _ = chunk.split_to(usize::try_from(dropped).unwrap_or(chunk.len()));
+                    received += chunk.len() as u64;
+                    if !chunk.is_empty() && chunks.send(Ok(chunk)).await.is_err() {
                         return Ok(()); // the unpacker stopped; its error says why
                     }
                     continue;
+                }
+                Ok(Some(Err(e))) if resumes < MAX_RESUMES => {
+                    resumes += 1;
+                    tracing::info!(%digest, received, error = %e, "blob download broke off, resuming");
+                    match session.blob_from(digest, received).await {
+                        Ok((response, to_skip)) => {
+                            body = response.bytes_stream().boxed();
+                            skip = to_skip;
+                            continue;
+                        }
+                        Err(err) => err,
+                    }
                 }
                 Ok(Some(Err(e))) => ImageStoreError::Registry {
                     host: session.host().to_string(),

@@ -106,7 +106,7 @@ impl Session {
     /// A manifest by tag or digest: its exact bytes and content type.
     pub async fn manifest(&self, reference: &str) -> Result<(Vec<u8>, String), ImageStoreError> {
         let url = format!("{}/manifests/{reference}", self.base);
-        let response = self.get(&url, ACCEPTED_MANIFESTS, "manifest").await?;
+        let response = self.get(&url, ACCEPTED_MANIFESTS, "manifest", None).await?;
         let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
@@ -120,21 +120,41 @@ impl Session {
     /// A blob by digest, as a response whose body the caller streams and verifies.
     pub async fn blob(&self, digest: &Digest) -> Result<Response, ImageStoreError> {
         let url = format!("{}/blobs/{digest}", self.base);
-        self.get(&url, "*/*", "blob").await
+        self.get(&url, "*/*", "blob", None).await
     }
 
-    /// GET with authorization and retries. A 401 answers the registry's challenge once.
+    /// The rest of a blob from byte `offset`, to resume a broken download. Returns the response
+    /// and how many leading bytes of it to drop: none when the registry honoured the range,
+    /// `offset` when it sent the whole blob again.
+    pub async fn blob_from(
+        &self,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<(Response, u64), ImageStoreError> {
+        let url = format!("{}/blobs/{digest}", self.base);
+        let response = self.get(&url, "*/*", "blob", Some(offset)).await?;
+        let skip = if response.status() == StatusCode::PARTIAL_CONTENT {
+            0
+        } else {
+            offset
+        };
+        Ok((response, skip))
+    }
+
+    /// GET (from byte `range_start`, if given) with authorization and retries. A 401 answers
+    /// the registry's challenge once.
     async fn get(
         &self,
         url: &str,
         accept: &str,
         what: &'static str,
+        range_start: Option<u64>,
     ) -> Result<Response, ImageStoreError> {
         let mut answered_challenge = false;
         loop {
             let authorization = self.authorization.lock().await.clone();
             let response = self
-                .send_with_retries(url, accept, authorization.as_deref())
+                .send_with_retries(url, accept, authorization.as_deref(), range_start)
                 .await?;
             match response.status() {
                 status if status.is_success() => return Ok(response),
@@ -180,6 +200,7 @@ impl Session {
         url: &str,
         accept: &str,
         authorization: Option<&str>,
+        range_start: Option<u64>,
     ) -> Result<Response, ImageStoreError> {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
@@ -187,6 +208,9 @@ impl Session {
             let mut request = self.http.get(url).header(reqwest::header::ACCEPT, accept);
             if let Some(authorization) = authorization {
                 request = request.header(reqwest::header::AUTHORIZATION, authorization);
+            }
+            if let Some(start) = range_start {
+                request = request.header(reqwest::header::RANGE, format!("bytes={start}-"));
             }
             let outcome = request.send().await;
             let transient = match &outcome {
