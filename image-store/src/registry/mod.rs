@@ -276,7 +276,12 @@ impl Session {
         let scope = format!("repository:{}:pull", self.repository);
         let service = params.get("service").cloned().unwrap_or_default();
         let realm_host = url.host_str().unwrap_or_default().to_string();
-        let same_host = self.host.split(':').next() == Some(realm_host.as_str());
+        let realm_authority = match url.port() {
+            Some(port) => format!("{realm_host}:{port}"),
+            None => realm_host.clone(),
+        };
+        // The same server means the same host and port, not just the same address.
+        let same_host = realm_authority == self.host;
         // Credentials may go to the realm over HTTPS, or to the registry's own host.
         let credentials = self
             .credentials
