@@ -488,3 +488,161 @@ async fn kill_9_in_the_middle_of_a_pull_leaves_a_clean_store_after_restart() {
             .any(|b| b.ends_with(layer.digest.trim_start_matches("sha256:")))
     );
 }
+
+#[tokio::test]
+async fn a_download_that_breaks_off_resumes_with_a_range_request() {
+    let hostile = HostileRegistry::start().await.unwrap();
+    let mut fx = hostile_fixture(&hostile, "").await;
+    let image = serve_image(&hostile, "resume");
+    let layer = &image.layers[0];
+    let layer_path = format!("/v2/test/x/blobs/{}", layer.digest);
+    let mut breaking = Canned::ok("application/octet-stream", layer.bytes.clone());
+    breaking.cut_after = Some(layer.bytes.len() / 2);
+    breaking.cut_times = 1;
+    hostile.route(&layer_path, breaking);
+    assert_eq!(
+        fx.pull(&format!("{}/test/x:resume", hostile.host()))
+            .await
+            .unwrap(),
+        image.id()
+    );
+    let ranges: Vec<_> = hostile
+        .full_requests()
+        .into_iter()
+        .filter(|r| r.path == layer_path)
+        .map(|r| r.header("range").map(str::to_string))
+        .collect();
+    assert_eq!(
+        ranges,
+        [None, Some(format!("bytes={}-", layer.bytes.len() / 2))]
+    );
+    assert!(fx.staged().is_empty());
+}
+
+/// Serves `test/x:tag` behind a bearer token that `/token` grants to `alice:pw` only.
+fn serve_behind_token(hostile: &HostileRegistry, realm_host: &str, tag: &str) -> OciImage {
+    let image = serve_image(hostile, tag);
+    let challenge = format!(
+        r#"Bearer realm="http://{realm_host}/token",service="hostile",scope="repository:test/x:pull""#
+    );
+    let mut paths = vec![format!("/v2/test/x/manifests/{tag}")];
+    paths.extend(
+        image
+            .blobs()
+            .map(|b| format!("/v2/test/x/blobs/{}", b.digest)),
+    );
+    for path in paths {
+        let mut canned = if path.contains("/manifests/") {
+            Canned::ok(OCI_MANIFEST, image.manifest.bytes.clone())
+        } else {
+            let blob = image.blobs().find(|b| path.ends_with(&b.digest)).unwrap();
+            Canned::ok("application/octet-stream", blob.bytes.clone())
+        };
+        canned.require_authorization = Some("Bearer tok123".into());
+        canned
+            .headers
+            .push(("WWW-Authenticate".into(), challenge.clone()));
+        hostile.route(&path, canned);
+    }
+    image
+}
+
+fn token_endpoint(server: &HostileRegistry) {
+    let mut token = Canned::ok("application/json", br#"{"token":"tok123"}"#.to_vec());
+    token.require_authorization = Some("Basic YWxpY2U6cHc=".into()); // alice:pw
+    server.route("/token", token);
+}
+
+fn alice() -> Option<cri::AuthConfig> {
+    Some(cri::AuthConfig {
+        username: "alice".into(),
+        password: "pw".into(),
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn a_bearer_token_is_fetched_with_the_credentials_and_used() {
+    let hostile = HostileRegistry::start().await.unwrap();
+    let mut fx = hostile_fixture(&hostile, "").await;
+    token_endpoint(&hostile);
+    let image = serve_behind_token(&hostile, &hostile.host(), "token");
+    let name = format!("{}/test/x:token", hostile.host());
+
+    let err = fx.pull(&name).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    assert_eq!(fx.pull_with(&name, alice()).await.unwrap(), image.id());
+    let token_requests: Vec<_> = hostile
+        .full_requests()
+        .into_iter()
+        .filter(|r| r.path == "/token")
+        .collect();
+    assert!(
+        token_requests
+            .iter()
+            .any(|r| r.header("authorization").is_some())
+    );
+}
+
+#[tokio::test]
+async fn credentials_never_go_to_a_token_realm_on_another_host_over_http() {
+    let hostile = HostileRegistry::start().await.unwrap();
+    let elsewhere = HostileRegistry::start().await.unwrap();
+    let mut fx = hostile_fixture(&hostile, "").await;
+    token_endpoint(&elsewhere);
+    serve_behind_token(&hostile, &elsewhere.host(), "realm");
+    let err = fx
+        .pull_with(&format!("{}/test/x:realm", hostile.host()), alice())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    let sent: Vec<_> = elsewhere.full_requests();
+    assert!(!sent.is_empty(), "the realm was asked for a token");
+    assert!(
+        sent.iter().all(|r| r.header("authorization").is_none()),
+        "{sent:?}"
+    );
+}
+
+#[tokio::test]
+async fn credentials_do_not_follow_a_redirect_to_another_host() {
+    let hostile = HostileRegistry::start().await.unwrap();
+    let storage = HostileRegistry::start().await.unwrap();
+    let mut fx = hostile_fixture(&hostile, "").await;
+    let image = serve_image(&hostile, "redirect");
+    let basic = "Basic YWxpY2U6cHc="; // alice:pw
+    let mut paths = vec!["/v2/test/x/manifests/redirect".to_string()];
+    paths.extend(
+        image
+            .blobs()
+            .map(|b| format!("/v2/test/x/blobs/{}", b.digest)),
+    );
+    for path in paths {
+        let layer = &image.layers[0];
+        let mut canned = if path.ends_with(&layer.digest) {
+            storage.route(
+                "/layer",
+                Canned::ok("application/octet-stream", layer.bytes.clone()),
+            );
+            Canned::redirect(&format!("http://{}/layer", storage.host()))
+        } else if path.contains("/manifests/") {
+            Canned::ok(OCI_MANIFEST, image.manifest.bytes.clone())
+        } else {
+            Canned::ok(OCI_CONFIG, image.config.bytes.clone())
+        };
+        canned.require_authorization = Some(basic.into());
+        canned
+            .headers
+            .push(("WWW-Authenticate".into(), r#"Basic realm="hostile""#.into()));
+        hostile.route(&path, canned);
+    }
+    let name = format!("{}/test/x:redirect", hostile.host());
+    assert_eq!(fx.pull_with(&name, alice()).await.unwrap(), image.id());
+    let at_storage = storage.full_requests();
+    assert_eq!(at_storage.len(), 1, "{at_storage:?}");
+    assert_eq!(
+        at_storage[0].header("authorization"),
+        None,
+        "credentials followed the redirect"
+    );
+}
