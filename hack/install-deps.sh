@@ -5,6 +5,7 @@
 #   runtime:  runc (default OCI runtime), containernetworking-plugins (/usr/lib/cni),
 #             iproute2, iptables (CNI bridge/portmap)
 #   tests:    docker-registry (the real registry the conformance suite pushes to and pulls from),
+#             containerd (the baseline the benchmarks measure crius against),
 #             busybox-static (the content of the test images)
 set -euo pipefail
 
@@ -12,6 +13,7 @@ packages=(
   protobuf-compiler pkg-config
   runc containernetworking-plugins iproute2 iptables
   docker-registry busybox-static
+  containerd
 )
 
 if [ "$(id -u)" -ne 0 ]; then

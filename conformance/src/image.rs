@@ -259,6 +259,70 @@ pub fn busybox_image_with_marker(marker: &str) -> anyhow::Result<OciImage> {
     )
 }
 
+/// A benchmark image of `layers` gzip layers, each holding `random_bytes` of incompressible data
+/// and `text_bytes` of word-like text (which gzip shrinks several times), from a fixed seed.
+pub fn bulky_image(
+    layers: usize,
+    random_bytes: usize,
+    text_bytes: usize,
+) -> anyhow::Result<OciImage> {
+    const WORDS: &[&str] = &[
+        "container",
+        "runtime",
+        "layer",
+        "image",
+        "pod",
+        "sandbox",
+        "kernel",
+        "namespace",
+        "cgroup",
+        "overlay",
+        "registry",
+        "digest",
+        "manifest",
+        "the",
+        "of",
+        "and",
+        "a",
+        "to",
+        "node",
+        "kubelet",
+        "network",
+        "volume",
+        "mount",
+        "process",
+        "signal",
+    ];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut builders = Vec::with_capacity(layers);
+    for layer in 0..layers {
+        let mut random = Vec::with_capacity(random_bytes + 8);
+        while random.len() < random_bytes {
+            random.extend_from_slice(&next().to_le_bytes());
+        }
+        random.truncate(random_bytes);
+        let mut text = String::with_capacity(text_bytes + 16);
+        while text.len() < text_bytes {
+            let word = WORDS[(next() % WORDS.len() as u64) as usize];
+            text.push_str(word);
+            text.push(if next() % 12 == 0 { '\n' } else { ' ' });
+        }
+        builders.push(
+            LayerBuilder::default()
+                .dir("data", 0o755)?
+                .file(&format!("data/random-{layer}"), 0o644, &random)?
+                .file(&format!("data/text-{layer}.txt"), 0o644, text.as_bytes())?,
+        );
+    }
+    OciImage::build(builders, &RunConfig::default())
+}
+
 /// A one-layer image of static busybox: `/bin/busybox` with its applets linked beside it, `/etc`
 /// with root and nobody, and the usual empty mount points. Runs `/bin/sh` by default.
 pub fn busybox_image() -> anyhow::Result<OciImage> {

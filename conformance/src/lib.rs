@@ -9,14 +9,18 @@
 //!   minimal OCI distribution push client.
 //! - [`cni`]: network configurations for the real CNI plugins of Debian's
 //!   `containernetworking-plugins`.
+//! - [`containerd::Containerd`]: containerd from Debian, the benchmarks' baseline, and
+//!   [`bench`]'s medians and ratios.
 //! - [`fixture::ImageFixture`]: a test registry and a crius pulling from it, for image tests.
 //! - [`hostile_registry::HostileRegistry`]: a registry that serves wrong digests, wrong sizes and
 //!   stalls on purpose.
 //! - [`image`]: OCI images assembled from files of this machine (static busybox) into gzip layers,
 //!   an image config and a manifest, ready to push.
 
+pub mod bench;
 pub mod client;
 pub mod cni;
+pub mod containerd;
 pub mod daemon;
 pub mod fixture;
 pub mod hostile_registry;
