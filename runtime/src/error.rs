@@ -7,6 +7,10 @@ use std::path::PathBuf;
 pub enum RuntimeErrorKind {
     /// The host lacks something the configuration asks for.
     HostUnsupported,
+    /// The request asks for something malformed or not allowed.
+    InvalidArgument,
+    /// A local failure: a system call, the disk.
+    Internal,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -16,12 +20,35 @@ pub enum RuntimeError {
          use cgroup_driver = \"cgroupfs\""
     )]
     SystemdNotBooted { marker: PathBuf },
+    #[error(transparent)]
+    Sysctl(#[from] crate::sysctl::SysctlError),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pinning namespaces in {} failed ({status}): {stderr}", dir.display())]
+    PinNamespaces {
+        dir: PathBuf,
+        status: String,
+        stderr: String,
+    },
 }
 
 impl RuntimeError {
     pub fn kind(&self) -> RuntimeErrorKind {
         match self {
             RuntimeError::SystemdNotBooted { .. } => RuntimeErrorKind::HostUnsupported,
+            RuntimeError::Sysctl(_) | RuntimeError::InvalidArgument(_) => {
+                RuntimeErrorKind::InvalidArgument
+            }
+            RuntimeError::Io { .. } | RuntimeError::PinNamespaces { .. } => {
+                RuntimeErrorKind::Internal
+            }
         }
     }
 }

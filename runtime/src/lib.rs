@@ -6,5 +6,8 @@
 
 pub mod cgroup;
 mod error;
+pub mod pinning;
+mod sys;
+pub mod sysctl;
 
 pub use error::{RuntimeError, RuntimeErrorKind};

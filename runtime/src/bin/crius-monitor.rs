@@ -1,11 +1,38 @@
 //! crius-monitor: the per-container supervisor and the namespace pinning helper.
 //!
-//! Neither role exists yet (the pod sandbox and container issues build them); until then the
-//! binary refuses every invocation so nothing mistakes it for a working monitor.
+//! `pin-ns` pins a pod's namespaces (see `crius_runtime::pinning::pin_ns`): exit 0 and no output
+//! on success, exit 1 and one line on stderr on failure, exit 2 on a usage error. The container
+//! supervisor role does not exist yet; every other invocation is refused with exit 2.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
+use crius_runtime::pinning::pin_ns;
+
 fn main() -> ExitCode {
-    eprintln!("crius-monitor: no subcommands are built yet");
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    match args.split_first() {
+        Some((command, rest)) if command == "pin-ns" => pin_ns_command(rest),
+        Some((command, _)) => usage_error(&format!("unknown subcommand {command:?}")),
+        None => usage_error("no subcommand given"),
+    }
+}
+
+fn pin_ns_command(args: &[OsString]) -> ExitCode {
+    let args = match pin_ns::parse_args(args) {
+        Ok(args) => args,
+        Err(message) => return usage_error(&format!("pin-ns: {message}")),
+    };
+    match pin_ns::run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("crius-monitor pin-ns: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("crius-monitor: {message}\n{}", pin_ns::USAGE);
     ExitCode::from(2)
 }
