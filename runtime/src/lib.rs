@@ -7,6 +7,7 @@
 pub mod cgroup;
 mod error;
 pub mod pinning;
+pub mod sandbox;
 mod sys;
 pub mod sysctl;
 

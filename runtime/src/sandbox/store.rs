@@ -1,0 +1,126 @@
+//! The pod sandbox records: in memory for every answer, on disk as `<root>/pods/<id>.json`
+//! (each written atomically) so they survive a daemon restart.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::RuntimeError;
+use crate::sandbox::record::SandboxRecord;
+
+#[derive(Debug)]
+pub struct SandboxStore {
+    dir: PathBuf,
+    records: Mutex<HashMap<String, SandboxRecord>>,
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let path = path.to_path_buf();
+    move |source| RuntimeError::Io { op, path, source }
+}
+
+impl SandboxStore {
+    /// Loads every record under `dir` (created if missing). A record that cannot be read is
+    /// logged and skipped, not fatal: one bad file must not keep the node from starting.
+    pub fn open(dir: &Path) -> Result<Self, RuntimeError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io("create directory", dir))?;
+        let mut records = HashMap::new();
+        for entry in std::fs::read_dir(dir).map_err(io("read directory", dir))? {
+            let path = entry.map_err(io("read directory", dir))?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let read = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| {
+                    serde_json::from_slice::<SandboxRecord>(&bytes).map_err(|e| e.to_string())
+                });
+            match read {
+                Ok(record) => {
+                    records.insert(record.id.clone(), record);
+                }
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "skipping unreadable pod record");
+                }
+            }
+        }
+        Ok(SandboxStore {
+            dir: dir.to_path_buf(),
+            records: Mutex::new(records),
+        })
+    }
+
+    fn records(&self) -> MutexGuard<'_, HashMap<String, SandboxRecord>> {
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn get(&self, id: &str) -> Option<SandboxRecord> {
+        self.records().get(id).cloned()
+    }
+
+    /// The record whose id is `id` or starts with it, if exactly one does.
+    pub fn find(&self, id_or_prefix: &str) -> Option<SandboxRecord> {
+        if id_or_prefix.is_empty() {
+            return None;
+        }
+        let records = self.records();
+        if let Some(record) = records.get(id_or_prefix) {
+            return Some(record.clone());
+        }
+        let mut matches = records.values().filter(|r| r.id.starts_with(id_or_prefix));
+        let first = matches.next()?;
+        matches.next().is_none().then(|| first.clone())
+    }
+
+    pub fn find_by_name(&self, reserved_name: &str) -> Option<SandboxRecord> {
+        self.records()
+            .values()
+            .find(|r| r.metadata.reserved_name() == reserved_name)
+            .cloned()
+    }
+
+    pub fn list(&self) -> Vec<SandboxRecord> {
+        self.records().values().cloned().collect()
+    }
+
+    /// Writes `record` to disk (temp file, fsync, rename, fsync dir), then to memory.
+    pub fn save(&self, record: &SandboxRecord) -> Result<(), RuntimeError> {
+        let path = self.dir.join(format!("{}.json", record.id));
+        let bytes = serde_json::to_vec_pretty(record).map_err(|e| RuntimeError::Io {
+            op: "serialize pod record",
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        let mut temp = tempfile::NamedTempFile::new_in(&self.dir)
+            .map_err(io("create temp file in", &self.dir))?;
+        temp.write_all(&bytes).map_err(io("write", temp.path()))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(io("fsync", temp.path()))?;
+        temp.persist(&path)
+            .map_err(|e| io("rename to", &path)(e.error))?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io("fsync directory", &self.dir))?;
+        self.records().insert(record.id.clone(), record.clone());
+        Ok(())
+    }
+
+    /// Forgets a record, on disk and in memory; an unknown id is fine.
+    pub fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+        let path = self.dir.join(format!("{id}.json"));
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("remove", &path)(e)),
+        }
+        self.records().remove(id);
+        Ok(())
+    }
+}
