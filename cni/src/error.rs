@@ -1,6 +1,7 @@
 //! The error type of the CNI crate.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// What went wrong, in terms the server maps to a gRPC code or a readiness condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,6 +10,12 @@ pub enum CniErrorKind {
     NotConfigured,
     /// The host failed an I/O operation.
     Io,
+    /// The request to attach or detach a pod is malformed.
+    InvalidArgument,
+    /// A plugin reported an error, or answered with something that is not a valid result.
+    PluginFailed,
+    /// A plugin did not finish in time and was killed.
+    Timeout,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +33,30 @@ pub enum CniError {
         #[source]
         source: std::io::Error,
     },
+    /// A pod attachment field that cannot be passed to plugins.
+    #[error("invalid {field}: {reason}")]
+    InvalidAttachment { field: &'static str, reason: String },
+    /// A plugin exited non-zero; `message` is its CNI error (`msg: details`) or its stderr.
+    #[error("CNI plugin {plugin} {command} failed{}: {message}", describe_code(*code))]
+    PluginFailed {
+        plugin: String,
+        command: &'static str,
+        code: Option<u64>,
+        message: String,
+    },
+    /// A plugin exited zero but its output is not a result crius can use.
+    #[error("CNI plugin {plugin} {command} returned an invalid result: {reason}")]
+    InvalidResult {
+        plugin: String,
+        command: &'static str,
+        reason: String,
+    },
+    #[error("CNI plugin {plugin} {command} timed out after {timeout:?} and was killed")]
+    Timeout {
+        plugin: String,
+        command: &'static str,
+        timeout: Duration,
+    },
 }
 
 impl CniError {
@@ -33,6 +64,11 @@ impl CniError {
         match self {
             CniError::NoValidConfig { .. } => CniErrorKind::NotConfigured,
             CniError::Io { .. } => CniErrorKind::Io,
+            CniError::InvalidAttachment { .. } => CniErrorKind::InvalidArgument,
+            CniError::PluginFailed { .. } | CniError::InvalidResult { .. } => {
+                CniErrorKind::PluginFailed
+            }
+            CniError::Timeout { .. } => CniErrorKind::Timeout,
         }
     }
 }
@@ -42,4 +78,8 @@ fn describe_rejections(rejected: &[(PathBuf, String)]) -> String {
         .iter()
         .map(|(path, why)| format!("; {}: {why}", path.display()))
         .collect()
+}
+
+fn describe_code(code: Option<u64>) -> String {
+    code.map(|c| format!(" (code {c})")).unwrap_or_default()
 }

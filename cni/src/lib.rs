@@ -7,6 +7,7 @@
 
 mod config;
 mod error;
+pub mod exec;
 mod loader;
 
 pub use config::{NetworkConfigList, PluginConfig, SUPPORTED_CNI_VERSIONS};
