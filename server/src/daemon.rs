@@ -18,6 +18,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::image_service::{CriImageService, ImageServiceServer};
+use crate::pods::PodManager;
 use crate::runtime_service::{CriRuntimeService, RuntimeServiceServer};
 use crate::socket;
 use crius_image_store::store::{ImageStore, ImageStoreConfig};
@@ -32,11 +33,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // The socket first: a daemon refused because another one serves the path creates nothing.
     let (listener, socket_ownership) = socket::bind(&config.listen)?;
     create_private_dir(&config.root)?;
+    // The state dir is on a tmpfs: without it, the node rebooted since crius last ran.
+    let node_rebooted = !config.state_dir.exists();
     create_private_dir(&config.state_dir)?;
 
     let image_store = open_image_store(&config)?;
     let config = Arc::new(config);
-    let runtime_service = RuntimeServiceServer::new(CriRuntimeService::new(config.clone()))
+    let pods = Arc::new(
+        PodManager::open(config.clone(), node_rebooted)
+            .await
+            .context("open the pod store")?,
+    );
+    let runtime_service = RuntimeServiceServer::new(CriRuntimeService::new(config.clone(), pods))
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
     let image_service = ImageServiceServer::new(CriImageService::new(

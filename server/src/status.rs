@@ -31,3 +31,30 @@ pub fn image_store(err: &crius_image_store::ImageStoreError) -> Status {
         }
     }
 }
+
+/// The gRPC status of a runtime failure, by its kind.
+pub fn runtime(err: &crius_runtime::RuntimeError) -> Status {
+    use crius_runtime::RuntimeErrorKind as Kind;
+    let message = err.to_string();
+    match err.kind() {
+        Kind::InvalidArgument => Status::invalid_argument(message),
+        Kind::HostUnsupported => Status::failed_precondition(message),
+        Kind::Internal => {
+            tracing::error!(error = %message, "runtime failure");
+            Status::internal(message)
+        }
+    }
+}
+
+/// The gRPC status of a CNI failure, by its kind.
+pub fn cni(err: &crius_cni::CniError) -> Status {
+    use crius_cni::CniErrorKind as Kind;
+    let message = err.to_string();
+    match err.kind() {
+        Kind::NotConfigured => Status::failed_precondition(message),
+        Kind::InvalidArgument => Status::invalid_argument(message),
+        Kind::PluginFailed => Status::unavailable(message),
+        Kind::Timeout => Status::deadline_exceeded(message),
+        Kind::Io => Status::internal(message),
+    }
+}

@@ -7,6 +7,7 @@
 
 mod load;
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -65,11 +66,19 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeConfig {
     /// Reported to kubelet by `RuntimeConfig`; fixed for the daemon's lifetime.
     pub cgroup_driver: CgroupDriver,
+    /// The handler used when a pod names none.
+    pub default_runtime: String,
+    /// OCI runtimes by handler name (a RuntimeClass's `handler`): the binary to run.
+    pub handlers: BTreeMap<String, PathBuf>,
+    /// The `crius-monitor` binary; empty means the one beside the `crius` binary.
+    pub monitor_binary: PathBuf,
+    /// Size of each pod's private /dev/shm, in bytes.
+    pub shm_size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,6 +105,9 @@ pub struct NetworkConfig {
     pub cni_config_dir: PathBuf,
     /// Searched in order for plugin executables.
     pub cni_plugin_dirs: Vec<PathBuf>,
+    /// How long one CNI plugin call may take before it is killed.
+    #[serde(with = "humantime_serde")]
+    pub plugin_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,6 +134,18 @@ impl Default for Config {
     }
 }
 
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cgroup_driver: CgroupDriver::default(),
+            default_runtime: "runc".into(),
+            handlers: BTreeMap::from([("runc".to_string(), PathBuf::from("/usr/sbin/runc"))]),
+            monitor_binary: PathBuf::new(),
+            shm_size: 64 * 1024 * 1024,
+        }
+    }
+}
+
 impl Default for ImageConfig {
     fn default() -> Self {
         ImageConfig {
@@ -139,6 +163,7 @@ impl Default for NetworkConfig {
         NetworkConfig {
             cni_config_dir: "/etc/cni/net.d".into(),
             cni_plugin_dirs: vec!["/usr/lib/cni".into(), "/opt/cni/bin".into()],
+            plugin_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -183,6 +208,19 @@ impl Config {
         if self.image.pull_progress_timeout.is_zero() {
             bail!("image.pull_progress_timeout: must be longer than zero");
         }
+        if !self
+            .runtime
+            .handlers
+            .contains_key(&self.runtime.default_runtime)
+        {
+            bail!(
+                "runtime.default_runtime: {:?} is not one of runtime.handlers",
+                self.runtime.default_runtime
+            );
+        }
+        if self.network.plugin_timeout.is_zero() {
+            bail!("network.plugin_timeout: must be longer than zero");
+        }
         if self.shutdown_timeout.is_zero() {
             bail!("shutdown_timeout: must be longer than zero");
         }
@@ -195,6 +233,15 @@ impl Config {
             .cgroup_driver
             .check_host(Path::new("/run"))
             .context("runtime.cgroup_driver")
+    }
+
+    /// The `crius-monitor` binary to run.
+    pub fn monitor_binary(&self) -> anyhow::Result<PathBuf> {
+        if !self.runtime.monitor_binary.as_os_str().is_empty() {
+            return Ok(self.runtime.monitor_binary.clone());
+        }
+        let crius = std::env::current_exe().context("locate the crius binary")?;
+        Ok(crius.with_file_name("crius-monitor"))
     }
 
     pub fn to_toml(&self) -> anyhow::Result<String> {

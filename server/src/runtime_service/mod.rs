@@ -1,6 +1,7 @@
 //! The CRI `RuntimeService`: a thin trait impl that hands each RPC to its own module.
 
 mod runtime_config;
+mod sandbox;
 mod status;
 mod version;
 
@@ -14,6 +15,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::config::Config;
+use crate::pods::PodManager;
 use crate::status::not_built;
 
 pub use k8s_cri::v1::runtime_service_server::RuntimeServiceServer;
@@ -21,11 +23,12 @@ pub use k8s_cri::v1::runtime_service_server::RuntimeServiceServer;
 #[derive(Debug)]
 pub struct CriRuntimeService {
     config: Arc<Config>,
+    pods: Arc<PodManager>,
 }
 
 impl CriRuntimeService {
-    pub fn new(config: Arc<Config>) -> Self {
-        CriRuntimeService { config }
+    pub fn new(config: Arc<Config>, pods: Arc<PodManager>) -> Self {
+        CriRuntimeService { config, pods }
     }
 }
 
@@ -76,6 +79,47 @@ impl RuntimeService for CriRuntimeService {
         Ok(Response::new(runtime_config::runtime_config(&self.config)))
     }
 
+    async fn run_pod_sandbox(
+        &self,
+        request: Request<cri::RunPodSandboxRequest>,
+    ) -> Result<Response<cri::RunPodSandboxResponse>, Status> {
+        sandbox::run(&self.config, &self.pods, request.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    async fn stop_pod_sandbox(
+        &self,
+        request: Request<cri::StopPodSandboxRequest>,
+    ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
+        sandbox::stop(&self.pods, request.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    async fn remove_pod_sandbox(
+        &self,
+        request: Request<cri::RemovePodSandboxRequest>,
+    ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
+        sandbox::remove(&self.pods, request.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    async fn pod_sandbox_status(
+        &self,
+        request: Request<cri::PodSandboxStatusRequest>,
+    ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
+        sandbox::pod_status(&self.pods, request.get_ref()).map(Response::new)
+    }
+
+    async fn list_pod_sandbox(
+        &self,
+        request: Request<cri::ListPodSandboxRequest>,
+    ) -> Result<Response<cri::ListPodSandboxResponse>, Status> {
+        Ok(Response::new(sandbox::list(&self.pods, request.get_ref())))
+    }
+
     type GetContainerEventsStream = ContainerEventStream;
 
     async fn get_container_events(
@@ -86,11 +130,6 @@ impl RuntimeService for CriRuntimeService {
     }
 
     not_built_yet! {
-        run_pod_sandbox(RunPodSandboxRequest) -> RunPodSandboxResponse = "RunPodSandbox";
-        stop_pod_sandbox(StopPodSandboxRequest) -> StopPodSandboxResponse = "StopPodSandbox";
-        remove_pod_sandbox(RemovePodSandboxRequest) -> RemovePodSandboxResponse = "RemovePodSandbox";
-        pod_sandbox_status(PodSandboxStatusRequest) -> PodSandboxStatusResponse = "PodSandboxStatus";
-        list_pod_sandbox(ListPodSandboxRequest) -> ListPodSandboxResponse = "ListPodSandbox";
         create_container(CreateContainerRequest) -> CreateContainerResponse = "CreateContainer";
         start_container(StartContainerRequest) -> StartContainerResponse = "StartContainer";
         stop_container(StopContainerRequest) -> StopContainerResponse = "StopContainer";
