@@ -9,6 +9,20 @@ pub const DEBIAN_PLUGIN_DIR: &str = "/usr/lib/cni";
 
 /// A bridge network with host-local IPAM and portmap, the shape of a typical node's conflist.
 pub fn bridge_conflist(name: &str, bridge: &str, subnet: &str) -> String {
+    bridge_conflist_with_ipam_dir(name, bridge, subnet, None)
+}
+
+/// The same, with host-local's leases kept in `ipam_data_dir` (so a test can see them).
+pub fn bridge_conflist_with_ipam_dir(
+    name: &str,
+    bridge: &str,
+    subnet: &str,
+    ipam_data_dir: Option<&Path>,
+) -> String {
+    let mut ipam = json!({"type": "host-local", "ranges": [[{"subnet": subnet}]]});
+    if let Some(dir) = ipam_data_dir {
+        ipam["dataDir"] = json!(dir);
+    }
     json!({
         "cniVersion": "1.0.0",
         "name": name,
@@ -18,7 +32,7 @@ pub fn bridge_conflist(name: &str, bridge: &str, subnet: &str) -> String {
                 "bridge": bridge,
                 "isGateway": true,
                 "ipMasq": false,
-                "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]]},
+                "ipam": ipam,
             },
             {"type": "portmap", "capabilities": {"portMappings": true}},
         ],

@@ -7,6 +7,7 @@
 //! - [`client::CriClient`]: typed `RuntimeService` and `ImageService` clients over the socket.
 //! - [`registry::TestRegistry`]: Debian's `docker-registry` on 127.0.0.1 and a random port, with a
 //!   minimal OCI distribution push client.
+//! - [`pods::PodFixture`]: a crius on a bridge network of its own, for pod tests.
 //! - [`cni`]: network configurations for the real CNI plugins of Debian's
 //!   `containernetworking-plugins`.
 //! - [`containerd::Containerd`]: containerd from Debian, the benchmarks' baseline, and
@@ -25,4 +26,5 @@ pub mod daemon;
 pub mod fixture;
 pub mod hostile_registry;
 pub mod image;
+pub mod pods;
 pub mod registry;
