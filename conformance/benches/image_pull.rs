@@ -78,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
                 let mut client = crius.client().await?;
                 crius_times.push(timed_pull(&mut client, &name).await?);
             } else {
-                let containerd = Containerd::start(&registry.host()).await?;
+                let containerd = Containerd::start(&registry.host(), None).await?;
                 let mut client = containerd.client().await?;
                 containerd_times.push(timed_pull(&mut client, &name).await?);
             }

@@ -22,8 +22,12 @@ pub struct Containerd {
 }
 
 impl Containerd {
-    /// Starts containerd with `registry_host` (`127.0.0.1:<port>`) reachable over HTTP.
-    pub async fn start(registry_host: &str) -> anyhow::Result<Self> {
+    /// Starts containerd with `registry_host` (`127.0.0.1:<port>`) reachable over HTTP, and the
+    /// pod network from `cni_config_dir` (Debian's plugins), if given.
+    pub async fn start(
+        registry_host: &str,
+        cni_config_dir: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("temp dir")?;
         let socket = dir.path().join("containerd.sock");
         let config = dir.path().join("config.toml");
@@ -38,10 +42,16 @@ impl Containerd {
                  \x20 restrict_oom_score_adj = true\n\
                  \x20 sandbox_image = \"{registry_host}/pause:3.10\"\n\
                  [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"{registry_host}\"]\n\
-                 \x20 endpoint = [\"http://{registry_host}\"]\n",
+                 \x20 endpoint = [\"http://{registry_host}\"]\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\".cni]\n\
+                 \x20 bin_dir = \"/usr/lib/cni\"\n\
+                 \x20 conf_dir = \"{cni}\"\n",
                 root = dir.path().join("root").display(),
                 state = dir.path().join("state").display(),
                 socket = socket.display(),
+                cni = cni_config_dir
+                    .unwrap_or(&dir.path().join("net.d"))
+                    .display(),
             ),
         )?;
         let log = std::fs::File::create(dir.path().join("containerd.log"))?;
