@@ -37,6 +37,11 @@ pub enum RuntimeError {
         status: String,
         stderr: String,
     },
+    #[error("pod init {pid} still running {waited:?} after SIGKILL")]
+    PodInitStillRunning {
+        pid: u32,
+        waited: std::time::Duration,
+    },
 }
 
 impl RuntimeError {
@@ -46,9 +51,9 @@ impl RuntimeError {
             RuntimeError::Sysctl(_) | RuntimeError::InvalidArgument(_) => {
                 RuntimeErrorKind::InvalidArgument
             }
-            RuntimeError::Io { .. } | RuntimeError::PinNamespaces { .. } => {
-                RuntimeErrorKind::Internal
-            }
+            RuntimeError::Io { .. }
+            | RuntimeError::PinNamespaces { .. }
+            | RuntimeError::PodInitStillRunning { .. } => RuntimeErrorKind::Internal,
         }
     }
 }

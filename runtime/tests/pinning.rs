@@ -49,6 +49,7 @@ fn full_request() -> PinRequest {
         net: true,
         ipc: true,
         uts: true,
+        pid: false,
         hostname: Some("pinned-pod".to_string()),
         sysctls: vec![
             ("net.ipv4.ip_unprivileged_port_start".into(), "0".into()),
@@ -142,6 +143,8 @@ fn pin_sets_hostname_sysctls_and_loopback_inside_the_new_namespaces_only() {
             net: Some(pin_dir.dir.join("net")),
             ipc: Some(pin_dir.dir.join("ipc")),
             uts: Some(pin_dir.dir.join("uts")),
+            pid: None,
+            init_pid: None,
         }
     );
 
@@ -373,6 +376,241 @@ fn monitor_refuses_unknown_subcommands_with_usage() {
             "{stderr}"
         );
     }
+}
+
+fn net_and_pid() -> PinRequest {
+    PinRequest {
+        net: true,
+        pid: true,
+        ..PinRequest::default()
+    }
+}
+
+/// A field of `/proc/<pid>/status`, `None` once the process is gone.
+fn status_field(pid: u32, field: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| {
+        line.strip_prefix(field)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(|value| value.trim().to_string())
+    })
+}
+
+/// Gone, or a zombie (reaped by whoever adopted it).
+fn is_gone_or_zombie(pid: u32) -> bool {
+    status_field(pid, "State").is_none_or(|state| state.starts_with('Z') || state.starts_with('X'))
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs `nsenter ARGS... /bin/busybox sh -c SCRIPT` and returns its stdout.
+fn nsenter_sh(args: &[&str], script: &str) -> String {
+    let output = Command::new("nsenter")
+        .args(args)
+        .args(["/bin/busybox", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "nsenter {args:?} {script:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn sigkill(pid: u32) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap());
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+}
+
+#[test]
+fn pid_namespace_is_held_by_an_orphaned_pod_init_that_reaps() {
+    if !is_root_or_skip("pid_namespace_is_held_by_an_orphaned_pod_init_that_reaps") {
+        return;
+    }
+    let pin_dir = PinDir::new();
+    let pinned = pin(Path::new(MONITOR), &pin_dir.dir, &net_and_pid()).unwrap();
+    let init = pinned.init_pid.expect("no init pid");
+    assert_eq!(pinned.pid, Some(pin_dir.dir.join("pid")));
+    assert_eq!(pinned.net, Some(pin_dir.dir.join("net")));
+    assert_eq!(
+        std::fs::read_to_string(pin_dir.dir.join("init.pid")).unwrap(),
+        format!("{init}\n")
+    );
+
+    // PID 1 of its own namespace, named, orphaned, in the pod's network namespace.
+    assert_eq!(
+        status_field(init, "Name").as_deref(),
+        Some("crius-pod-init")
+    );
+    assert_eq!(
+        status_field(init, "NSpid").unwrap(),
+        format!("{init}\t1"),
+        "NSpid"
+    );
+    let parent: u32 = status_field(init, "PPid").unwrap().parse().unwrap();
+    assert_ne!(parent, std::process::id(), "the init was not orphaned");
+    let ns_of = |name: &str| {
+        std::fs::metadata(format!("/proc/{init}/ns/{name}"))
+            .unwrap()
+            .ino()
+    };
+    let pinned_pid_ns = std::fs::metadata(pin_dir.dir.join("pid")).unwrap().ino();
+    assert_eq!(ns_of("pid"), pinned_pid_ns);
+    assert_ne!(pinned_pid_ns, host_ns_inode("pid"));
+    let pinned_net_ns = std::fs::metadata(pin_dir.dir.join("net")).unwrap().ino();
+    assert_eq!(ns_of("net"), pinned_net_ns);
+    assert_eq!(
+        mounts_under(&pin_dir.dir).len(),
+        2,
+        "{:?}",
+        mounts_under(&pin_dir.dir)
+    );
+    // Nothing of the pod dir (or anything else but /dev/null) open in the init.
+    for fd in std::fs::read_dir(format!("/proc/{init}/fd")).unwrap() {
+        let target = std::fs::read_link(fd.unwrap().path()).unwrap();
+        assert_eq!(target, Path::new("/dev/null"));
+    }
+
+    // New processes join through the pinned file, below PID 1.
+    let dir = pin_dir.dir.display().to_string();
+    let inner: u32 = nsenter_sh(&[&format!("--pid={dir}/pid")], "echo $$")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(inner > 1, "{inner}");
+    let status = nsenter_sh(
+        &["--target", &init.to_string(), "--pid"],
+        "cat /proc/self/status",
+    );
+    let nspid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .unwrap();
+    let levels: Vec<u32> = nspid
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(levels.len(), 2, "{nspid}");
+    assert!(levels[1] > 1, "{nspid}");
+
+    // An orphan is adopted by the init and reaped when it dies.
+    nsenter_sh(
+        &["--target", &init.to_string(), "--pid"],
+        "/bin/busybox sleep 30 </dev/null >/dev/null 2>&1 & exit 0",
+    );
+    let mut orphan = None;
+    wait_until(
+        "the orphaned sleep to show up",
+        Duration::from_secs(2),
+        || {
+            orphan = std::fs::read_dir("/proc").unwrap().find_map(|entry| {
+                let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+                // The init starts nothing: any child of it is an adopted orphan.
+                (status_field(pid, "PPid")? == init.to_string()).then_some(pid)
+            });
+            orphan.is_some()
+        },
+    );
+    let orphan = orphan.unwrap();
+    let cmdline = std::fs::read(format!("/proc/{orphan}/cmdline")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("sleep"),
+        "{cmdline:?}"
+    );
+    let orphan_nspid = status_field(orphan, "NSpid").unwrap();
+    assert_eq!(orphan_nspid.split_whitespace().count(), 2, "{orphan_nspid}");
+    sigkill(orphan);
+    wait_until("the orphan to be reaped", Duration::from_secs(2), || {
+        !Path::new(&format!("/proc/{orphan}")).exists()
+    });
+    assert!(!is_gone_or_zombie(init), "the init died with its child");
+}
+
+#[test]
+fn unpin_kills_the_pod_init_removes_its_files_and_is_idempotent() {
+    if !is_root_or_skip("unpin_kills_the_pod_init_removes_its_files_and_is_idempotent") {
+        return;
+    }
+    let pin_dir = PinDir::new();
+    let pinned = pin(Path::new(MONITOR), &pin_dir.dir, &net_and_pid()).unwrap();
+    let init = pinned.init_pid.unwrap();
+    assert!(!is_gone_or_zombie(init));
+
+    unpin(&pin_dir.dir).unwrap();
+    assert!(
+        is_gone_or_zombie(init),
+        "the pod init {init} survived unpin"
+    );
+    assert!(!pin_dir.dir.exists());
+    assert_eq!(mounts_under(&pin_dir.dir), Vec::<String>::new());
+    unpin(&pin_dir.dir).unwrap();
+}
+
+#[test]
+fn unpin_never_kills_a_process_outside_the_pinned_pid_namespace() {
+    if !is_root_or_skip("unpin_never_kills_a_process_outside_the_pinned_pid_namespace") {
+        return;
+    }
+    let pin_dir = PinDir::new();
+    let pinned = pin(Path::new(MONITOR), &pin_dir.dir, &net_and_pid()).unwrap();
+    let init = pinned.init_pid.unwrap();
+    let mut bystander = Command::new("sleep").arg("60").spawn().unwrap();
+    std::fs::write(
+        pin_dir.dir.join("init.pid"),
+        format!("{}\n", bystander.id()),
+    )
+    .unwrap();
+
+    let result = unpin(&pin_dir.dir);
+    let still_running = bystander.try_wait().unwrap().is_none();
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    // The real init was not named, so it is left running: take it down here.
+    let init_survived = !is_gone_or_zombie(init);
+    sigkill(init);
+    result.unwrap();
+    assert!(still_running, "unpin killed a process it did not start");
+    assert!(init_survived, "unpin killed an init it was not told about");
+    assert!(!pin_dir.dir.exists());
+    assert_eq!(mounts_under(&pin_dir.dir), Vec::<String>::new());
+}
+
+#[test]
+fn pid_only_request_pins_pid_and_records_the_init() {
+    if !is_root_or_skip("pid_only_request_pins_pid_and_records_the_init") {
+        return;
+    }
+    let pin_dir = PinDir::new();
+    let request = PinRequest {
+        pid: true,
+        ..PinRequest::default()
+    };
+    let pinned = pin(Path::new(MONITOR), &pin_dir.dir, &request).unwrap();
+    let init = pinned.init_pid.unwrap();
+    assert_eq!(
+        (&pinned.net, &pinned.ipc, &pinned.uts),
+        (&None, &None, &None)
+    );
+    // Only the PID namespace is new: the init shares the node's network namespace.
+    let net = std::fs::metadata(format!("/proc/{init}/ns/net"))
+        .unwrap()
+        .ino();
+    assert_eq!(net, host_ns_inode("net"));
+    let mut entries: Vec<_> = std::fs::read_dir(&pin_dir.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, ["init.pid", "pid"]);
+    unpin(&pin_dir.dir).unwrap();
+    assert!(is_gone_or_zombie(init));
 }
 
 /// Measures `pin` (net+ipc+uts, hostname, two sysctls): `cargo test -p crius-runtime --test

@@ -3,6 +3,8 @@
 //! `pin-ns` pins a pod's namespaces (see `crius_runtime::pinning::pin_ns`): exit 0 and no output
 //! on success, exit 1 and one line on stderr on failure, exit 2 on a usage error. The container
 //! supervisor role does not exist yet; every other invocation is refused with exit 2.
+//!
+//! This process must stay single-threaded: `pin-ns --pid` forks the pod init from it.
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -3,7 +3,10 @@
 //! It creates the pin dir, unshares the asked namespaces in one call (never the mount
 //! namespace, so its bind mounts land in the daemon's), sets the hostname, brings `lo` up,
 //! writes the sysctls into the new namespaces, then bind-mounts `/proc/thread-self/ns/<ns>` onto
-//! `<dir>/<ns>`. On failure it undoes all of that.
+//! `<dir>/<ns>`. With `--pid` it then unshares the PID namespace, forks the pod init into it
+//! (`sys::pod_init`), bind-mounts `/proc/<init>/ns/pid` onto `<dir>/pid` and writes the init's pid
+//! to `<dir>/init.pid`; the init outlives the helper. On failure it undoes all of that, killing
+//! the init.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -16,11 +19,11 @@ use nix::errno::Errno;
 use nix::libc;
 use nix::sched::CloneFlags;
 
-use super::{Namespace, PinRequest};
+use super::{INIT_PID_FILE, Namespace, PinRequest};
 use crate::sys::mount::{LinuxMounts, MountOps};
 use crate::sys::namespace::{LinuxNamespaces, NamespaceOps};
 
-pub const USAGE: &str = "usage: crius-monitor pin-ns --dir DIR [--net] [--ipc] [--uts] \
+pub const USAGE: &str = "usage: crius-monitor pin-ns --dir DIR [--net] [--ipc] [--uts] [--pid] \
                          [--hostname NAME] [--sysctl NAME=VALUE]...";
 
 /// The parsed command line of `pin-ns`.
@@ -50,6 +53,7 @@ pub fn parse_args(args: &[OsString]) -> Result<PinNsArgs, String> {
             Some("--net") => request.net = true,
             Some("--ipc") => request.ipc = true,
             Some("--uts") => request.uts = true,
+            Some("--pid") => request.pid = true,
             Some("--dir") => {
                 let value = value_of("--dir")?;
                 if dir.replace(PathBuf::from(value)).is_some() {
@@ -160,6 +164,7 @@ pub fn run(args: &PinNsArgs) -> Result<(), PinNsError> {
 #[derive(Default)]
 struct Done {
     created_dir: bool,
+    init_pid: Option<u32>,
     files: Vec<PathBuf>,
     mounts: Vec<PathBuf>,
 }
@@ -178,7 +183,7 @@ pub(crate) fn pin_here(
     let mut done = Done::default();
     let result = pin_steps(namespaces, mounts, proc_root, dir, request, &mut done);
     if let Err(mut err) = result {
-        undo(mounts, dir, &done, &mut err);
+        undo(namespaces, mounts, dir, &done, &mut err);
         return Err(err);
     }
     Ok(())
@@ -204,13 +209,15 @@ fn pin_steps(
         Err(err) => return Err(PinNsError::io(create_dir, &err)),
     }
 
-    let flags = request
-        .namespaces()
-        .fold(CloneFlags::empty(), |flags, ns| flags | ns.clone_flag());
-    let names: Vec<&str> = request.namespaces().map(Namespace::name).collect();
-    namespaces
-        .unshare(flags)
-        .map_err(|errno| PinNsError::errno(format!("unshare {}", names.join(",")), errno))?;
+    // The PID namespace comes last, on its own: unsharing it moves only the next child.
+    let others = || request.namespaces().filter(|ns| *ns != Namespace::Pid);
+    let flags = others().fold(CloneFlags::empty(), |flags, ns| flags | ns.clone_flag());
+    if !flags.is_empty() {
+        let names: Vec<&str> = others().map(Namespace::name).collect();
+        namespaces
+            .unshare(flags)
+            .map_err(|errno| PinNsError::errno(format!("unshare {}", names.join(",")), errno))?;
+    }
 
     if let Some(hostname) = request.hostname.as_deref().filter(|_| request.uts) {
         namespaces
@@ -226,24 +233,57 @@ fn pin_steps(
         write_sysctl(proc_root, name, value)?;
     }
 
-    for namespace in request.namespaces() {
-        let file = dir.join(namespace.name());
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o444)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(&file)
-            .map_err(|err| PinNsError::io(format!("create {}", file.display()), &err))?;
-        done.files.push(file.clone());
+    for namespace in others() {
         let source = proc_root.join("thread-self/ns").join(namespace.name());
-        mounts.bind(&source, &file).map_err(|errno| {
-            let step = format!("bind-mount {} onto {}", source.display(), file.display());
-            PinNsError::errno(step, errno)
-        })?;
-        done.mounts.push(file);
+        pin_file(mounts, &source, &dir.join(namespace.name()), done)?;
+    }
+
+    if request.pid {
+        namespaces
+            .unshare(Namespace::Pid.clone_flag())
+            .map_err(|errno| PinNsError::errno("unshare pid", errno))?;
+        let pid = namespaces
+            .start_pid_init()
+            .map_err(|errno| PinNsError::errno("start the pod init", errno))?;
+        done.init_pid = Some(pid);
+        let source = proc_root.join(pid.to_string()).join("ns/pid");
+        pin_file(mounts, &source, &dir.join(Namespace::Pid.name()), done)?;
+        let file = dir.join(INIT_PID_FILE);
+        let step = || format!("write {}", file.display());
+        let mut out = new_file(&file, 0o644).map_err(|err| PinNsError::io(step(), &err))?;
+        done.files.push(file.clone());
+        out.write_all(format!("{pid}\n").as_bytes())
+            .map_err(|err| PinNsError::io(step(), &err))?;
     }
     Ok(())
+}
+
+/// Creates `file` (it must not exist) and bind-mounts the nsfs file `source` onto it.
+fn pin_file(
+    mounts: &impl MountOps,
+    source: &Path,
+    file: &Path,
+    done: &mut Done,
+) -> Result<(), PinNsError> {
+    new_file(file, 0o444)
+        .map_err(|err| PinNsError::io(format!("create {}", file.display()), &err))?;
+    done.files.push(file.to_path_buf());
+    mounts.bind(source, file).map_err(|errno| {
+        let step = format!("bind-mount {} onto {}", source.display(), file.display());
+        PinNsError::errno(step, errno)
+    })?;
+    done.mounts.push(file.to_path_buf());
+    Ok(())
+}
+
+/// A new file, never through a symlink, never over an existing file.
+fn new_file(path: &Path, mode: u32) -> std::io::Result<std::fs::File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// Writes `value` to `<proc_root>/sys/<name with '.' as '/'>`. The name was checked: dotted words
@@ -260,7 +300,19 @@ fn write_sysctl(proc_root: &Path, name: &str, value: &str) -> Result<(), PinNsEr
         .map_err(|err| PinNsError::io(step(), &err))
 }
 
-fn undo(mounts: &impl MountOps, dir: &Path, done: &Done, err: &mut PinNsError) {
+fn undo(
+    namespaces: &mut impl NamespaceOps,
+    mounts: &impl MountOps,
+    dir: &Path,
+    done: &Done,
+    err: &mut PinNsError,
+) {
+    if let Some(pid) = done.init_pid
+        && let Err(errno) = namespaces.stop_pid_init(pid)
+    {
+        let failure = format!("kill pod init {pid}: {}", errno_text(errno));
+        err.cleanup_failures.push(failure);
+    }
     for file in done.mounts.iter().rev() {
         if let Err(errno) = mounts.unmount_detach(file) {
             let failure = format!("unmount {}: {}", file.display(), errno_text(errno));
@@ -297,6 +349,7 @@ mod tests {
             net: true,
             ipc: true,
             uts: true,
+            pid: false,
             hostname: Some("pod-a".into()),
             sysctls: vec![
                 ("net.ipv4.ip_unprivileged_port_start".into(), "0".into()),
@@ -327,6 +380,7 @@ mod tests {
             "--net",
             "--ipc",
             "--uts",
+            "--pid",
             "--hostname",
             "pod-a",
             "--sysctl",
@@ -342,6 +396,7 @@ mod tests {
                 net: true,
                 ipc: true,
                 uts: true,
+                pid: true,
                 hostname: Some("pod-a".into()),
                 sysctls: vec![
                     ("net.ipv4.ip_unprivileged_port_start".into(), "0".into()),
@@ -368,7 +423,7 @@ mod tests {
                 "--hostname given twice",
             ),
             (&["--dir", "a", "--sysctl", "net.x"], "is not NAME=VALUE"),
-            (&["--dir", "a", "--pid"], "unknown argument \"--pid\""),
+            (&["--dir", "a", "--pidx"], "unknown argument \"--pidx\""),
         ] {
             let err = parse_args(&os(args)).unwrap_err();
             assert!(err.contains(expected), "{args:?}: {err}");
@@ -618,6 +673,160 @@ mod tests {
         }
         assert!(namespaces.unshared.is_empty());
         assert!(!dir.exists());
+    }
+
+    fn pid_request() -> PinRequest {
+        PinRequest {
+            net: true,
+            pid: true,
+            ..PinRequest::default()
+        }
+    }
+
+    #[test]
+    fn pid_is_unshared_last_on_its_own_and_its_init_pinned_and_recorded() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("pod");
+        let proc_root = Path::new("/fakeproc");
+        let mut namespaces = FakeNamespaces::default();
+        let mounts = FakeMounts::default();
+        pin_here(&mut namespaces, &mounts, proc_root, &dir, &pid_request()).unwrap();
+
+        assert_eq!(
+            namespaces.unshared,
+            vec![CloneFlags::CLONE_NEWNET, CloneFlags::CLONE_NEWPID]
+        );
+        assert_eq!(namespaces.init_running, Some(FakeNamespaces::INIT_PID));
+        assert_eq!(
+            *mounts.mounted.borrow(),
+            vec![
+                (proc_root.join("thread-self/ns/net"), dir.join("net")),
+                (proc_root.join("4242/ns/pid"), dir.join("pid")),
+            ]
+        );
+        let init_pid = dir.join("init.pid");
+        assert_eq!(std::fs::read_to_string(&init_pid).unwrap(), "4242\n");
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("pid")) & !0o444, 0);
+        assert_eq!(mode(&init_pid) & !0o644, 0);
+    }
+
+    #[test]
+    fn pid_alone_unshares_only_pid() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("pod");
+        let mut namespaces = FakeNamespaces::default();
+        let request = PinRequest {
+            pid: true,
+            ..PinRequest::default()
+        };
+        pin_here(
+            &mut namespaces,
+            &FakeMounts::default(),
+            Path::new("/fakeproc"),
+            &dir,
+            &request,
+        )
+        .unwrap();
+        assert_eq!(namespaces.unshared, vec![CloneFlags::CLONE_NEWPID]);
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        entries.sort();
+        assert_eq!(entries, ["init.pid", "pid"]);
+    }
+
+    #[test]
+    fn failure_after_the_init_started_kills_it_and_removes_everything() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("pod");
+        let mut namespaces = FakeNamespaces::default();
+        let mounts = FakeMounts {
+            fail_bind_onto: Some(dir.join("pid")),
+            ..FakeMounts::default()
+        };
+        let err = pin_here(
+            &mut namespaces,
+            &mounts,
+            Path::new("/fakeproc"),
+            &dir,
+            &pid_request(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("bind-mount /fakeproc/4242/ns/pid onto"),
+            "{err}"
+        );
+        assert_eq!(namespaces.stopped, vec![FakeNamespaces::INIT_PID]);
+        assert_eq!(namespaces.init_running, None);
+        assert!(mounts.targets().is_empty());
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_failing_kill_of_the_init_is_reported_as_cleanup_failure() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("pod");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("init.pid"), "stale").unwrap();
+        let mut namespaces = FakeNamespaces {
+            fail: Some(("stop_pid_init", Errno::ESRCH)),
+            ..FakeNamespaces::default()
+        };
+        let err = pin_here(
+            &mut namespaces,
+            &FakeMounts::default(),
+            Path::new("/fakeproc"),
+            &dir,
+            &pid_request(),
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("init.pid: EEXIST"), "{message}");
+        assert!(
+            message.contains("cleanup also failed: kill pod init 4242: ESRCH"),
+            "{message}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("init.pid")).unwrap(),
+            "stale"
+        );
+        assert!(!dir.join("pid").exists());
+    }
+
+    #[test]
+    fn a_failed_init_start_leaves_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("pod");
+        let mut namespaces = FakeNamespaces {
+            fail: Some(("start_pid_init", Errno::EAGAIN)),
+            ..FakeNamespaces::default()
+        };
+        let mounts = FakeMounts::default();
+        let err = pin_here(
+            &mut namespaces,
+            &mounts,
+            Path::new("/fakeproc"),
+            &dir,
+            &pid_request(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("start the pod init: EAGAIN"),
+            "{err}"
+        );
+        assert!(namespaces.stopped.is_empty());
+        assert!(mounts.targets().is_empty());
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn command_args_carry_pid() {
+        let args = command_args(Path::new("/run/p"), &pid_request());
+        assert_eq!(args, os(&["pin-ns", "--dir", "/run/p", "--net", "--pid"]));
+        assert_eq!(parse_args(&args[1..]).unwrap().request, pid_request());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 pub(crate) mod mount;
 pub(crate) mod namespace;
 mod netdev;
+pub(crate) mod pod_init;
+pub(crate) mod process;
 
 #[cfg(test)]
 pub(crate) mod fake;
