@@ -95,6 +95,30 @@ async fn a_pod_gets_its_namespaces_network_and_files_and_leaves_nothing_when_rem
     let memory_cgroup = format!("/sys/fs/cgroup/memory{cgroup_parent}");
     assert!(std::path::Path::new(&memory_cgroup).is_dir());
 
+    // The pod-wide PID namespace (the proto's default) is held by crius's own init, in the pod's
+    // cgroup.
+    let init_pid = std::fs::read_to_string(ns.join("init.pid"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let init_status = std::fs::read_to_string(format!("/proc/{init_pid}/status")).unwrap();
+    assert!(init_status.contains("crius-pod-init"), "{init_status}");
+    let nspid = init_status
+        .lines()
+        .find(|l| l.starts_with("NSpid:"))
+        .unwrap();
+    assert!(
+        nspid.ends_with("\t1"),
+        "PID 1 of the pod's namespace: {nspid}"
+    );
+    let init_cgroups = std::fs::read_to_string(format!("/proc/{init_pid}/cgroup")).unwrap();
+    assert!(
+        init_cgroups
+            .lines()
+            .any(|l| l.contains(":memory:") && l.ends_with(&cgroup_parent)),
+        "{init_cgroups}"
+    );
+
     // The pod's address is reachable from the node.
     let mut listener = Command::new("nsenter")
         .arg(format!("--net={}", net.display()))
@@ -133,6 +157,41 @@ async fn a_pod_gets_its_namespaces_network_and_files_and_leaves_nothing_when_rem
     assert!(!fx.pod_dir(&id).exists());
     assert!(fx.mounts().is_empty(), "mounts left: {:?}", fx.mounts());
     assert!(!std::path::Path::new(&memory_cgroup).exists());
+    let init_gone = std::fs::read_to_string(format!("/proc/{init_pid}/status"))
+        .map_or(true, |status| status.contains("State:\tZ"));
+    assert!(init_gone, "the pod's init outlived the pod");
+}
+
+#[tokio::test]
+async fn a_pod_with_a_pid_namespace_per_container_gets_no_init() {
+    require_root!();
+    let mut fx = PodFixture::new().await;
+    let mut config = pod_config("per-container");
+    config.linux = Some(cri::LinuxPodSandboxConfig {
+        security_context: Some(cri::LinuxSandboxSecurityContext {
+            namespace_options: Some(cri::NamespaceOption {
+                pid: cri::NamespaceMode::Container.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let id = fx.run(config).await.unwrap();
+    let options = fx
+        .status(&id)
+        .await
+        .unwrap()
+        .linux
+        .unwrap()
+        .namespaces
+        .unwrap()
+        .options
+        .unwrap();
+    assert_eq!(options.pid(), cri::NamespaceMode::Container);
+    assert!(!fx.pod_dir(&id).join("ns/pid").exists());
+    assert!(!fx.pod_dir(&id).join("ns/init.pid").exists());
+    fx.remove(&id).await;
 }
 
 #[tokio::test]

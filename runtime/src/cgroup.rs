@@ -95,17 +95,39 @@ impl CgroupFs {
         validate_cgroup_path(path)?;
         let mut created = false;
         for hierarchy in self.hierarchies()? {
-            let dir = hierarchy.join(path.trim_start_matches('/'));
-            if !dir.exists() {
-                std::fs::create_dir_all(&dir).map_err(|source| RuntimeError::Io {
-                    op: "create cgroup",
-                    path: dir.clone(),
-                    source,
-                })?;
-                created = true;
+            let mut dir = hierarchy.clone();
+            for component in path.trim_start_matches('/').split('/') {
+                let parent = dir.clone();
+                dir.push(component);
+                if !dir.exists() {
+                    std::fs::create_dir(&dir).map_err(|source| RuntimeError::Io {
+                        op: "create cgroup",
+                        path: dir.clone(),
+                        source,
+                    })?;
+                    created = true;
+                }
+                // Also for existing cgroups along the path: one left empty blocks all below it.
+                inherit_cpuset(&parent, &dir)?;
             }
         }
         Ok(created)
+    }
+
+    /// Moves process `pid` into cgroup `path` in every hierarchy.
+    pub fn add_process(&self, path: &str, pid: u32) -> Result<(), RuntimeError> {
+        validate_cgroup_path(path)?;
+        for hierarchy in self.hierarchies()? {
+            let procs = hierarchy
+                .join(path.trim_start_matches('/'))
+                .join("cgroup.procs");
+            std::fs::write(&procs, pid.to_string()).map_err(|source| RuntimeError::Io {
+                op: "move a process into",
+                path: procs.clone(),
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     /// Removes the leaf of cgroup `path` in every hierarchy (its parents are kubelet's). A
@@ -128,6 +150,26 @@ impl CgroupFs {
         }
         Ok(())
     }
+}
+
+/// A new v1 cpuset cgroup starts with no CPUs and no memory nodes, and takes no process until it
+/// has some: an empty one gets its parent's, as runc does. Other controllers have no such files.
+fn inherit_cpuset(parent: &Path, dir: &Path) -> Result<(), RuntimeError> {
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let (from, to) = (parent.join(file), dir.join(file));
+        let Ok(value) = std::fs::read_to_string(&from) else {
+            continue; // not the cpuset hierarchy
+        };
+        let current = std::fs::read_to_string(&to).unwrap_or_default();
+        if current.trim().is_empty() {
+            std::fs::write(&to, value.trim()).map_err(|source| RuntimeError::Io {
+                op: "write",
+                path: to.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// A cgroupfs path: absolute, of components of `[A-Za-z0-9_.:-]` other than `.` and `..`.
@@ -199,6 +241,33 @@ mod tests {
             root.path().join("memory/kubepods/besteffort").exists(),
             "parents stay"
         );
+    }
+
+    #[test]
+    fn empty_cpusets_along_the_path_get_their_parents() {
+        let root = tempfile::tempdir().unwrap();
+        let cpuset = root.path().join("cpuset");
+        std::fs::create_dir_all(cpuset.join("kubepods")).unwrap();
+        for (dir, value) in [(cpuset.clone(), "0-3"), (cpuset.join("kubepods"), "")] {
+            std::fs::write(dir.join("cpuset.cpus"), value).unwrap();
+            std::fs::write(
+                dir.join("cpuset.mems"),
+                if value.is_empty() { "" } else { "0" },
+            )
+            .unwrap();
+        }
+        let fs = CgroupFs::new(root.path());
+        // A real cpuset cgroup comes with its files; the fake one gets them from the test.
+        std::fs::create_dir(cpuset.join("kubepods/pod1")).unwrap();
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            std::fs::write(cpuset.join("kubepods/pod1").join(file), "").unwrap();
+        }
+        fs.create("/kubepods/pod1").unwrap();
+        for dir in ["kubepods", "kubepods/pod1"] {
+            let cpus = std::fs::read_to_string(cpuset.join(dir).join("cpuset.cpus")).unwrap();
+            let mems = std::fs::read_to_string(cpuset.join(dir).join("cpuset.mems")).unwrap();
+            assert_eq!((cpus.as_str(), mems.as_str()), ("0-3", "0"), "{dir}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crius_cni::exec::{Attachment, Dns, PortMapping as CniPortMapping};
 use crius_runtime::cgroup::CgroupFs;
 use crius_runtime::pinning::{self, PinRequest};
 use crius_runtime::sandbox::files;
-use crius_runtime::sandbox::record::{SandboxRecord, SandboxState};
+use crius_runtime::sandbox::record::{PidMode, SandboxRecord, SandboxState};
 use crius_runtime::sandbox::store::SandboxStore;
 use sha2::Digest as _;
 use tonic::Status;
@@ -248,6 +248,8 @@ impl PodManager {
             uts: !spec.host.network,
             hostname: (!spec.host.network).then(|| spec.hostname.clone()),
             sysctls: spec.sysctls.clone(),
+            // A pod-wide PID namespace is held by crius's own init, started by the helper.
+            pid: spec.pid_mode == PidMode::Pod,
         };
         let resolv_source = if spec.host.network {
             None
@@ -279,8 +281,21 @@ impl PodManager {
         if !spec.cgroup_parent.is_empty() {
             let cgroups = self.cgroups.clone();
             let path = spec.cgroup_parent.clone();
-            record.cgroup_created =
+            let init_pid = record.namespaces.as_ref().and_then(|n| n.init_pid);
+            let created =
                 blocking(move || cgroups.create(&path).map_err(|e| runtime_status(&e))).await?;
+            record.cgroup_created = created;
+            if let Some(pid) = init_pid {
+                // The pod's init counts against the pod, not against the daemon that started it.
+                let cgroups = self.cgroups.clone();
+                let path = spec.cgroup_parent.clone();
+                blocking(move || {
+                    cgroups
+                        .add_process(&path, pid)
+                        .map_err(|e| runtime_status(&e))
+                })
+                .await?;
+            }
         }
 
         if !spec.host.network {
@@ -399,8 +414,8 @@ impl PodManager {
         Ok(())
     }
 
-    /// Undoes what `record` says exists: network, cgroup, /dev/shm, pinned namespaces, the pod
-    /// directory. Each step tolerates what is already gone.
+    /// Undoes what `record` says exists: network, pinned namespaces (and the pod's init),
+    /// /dev/shm, cgroup, the pod directory. Each step tolerates what is already gone.
     async fn tear_down(&self, record: &SandboxRecord, attached: bool) -> Result<(), Status> {
         if attached {
             self.detach_network(record).await?;
@@ -408,14 +423,15 @@ impl PodManager {
         let record = record.clone();
         let cgroups = self.cgroups.clone();
         blocking(move || {
+            // First the namespaces: unpinning also ends the pod's init, which leaves its cgroup.
+            pinning::unpin(&record.dir.join("ns")).map_err(|e| runtime_status(&e))?;
+            // Mounted by every pod with its own IPC namespace; unmounting a missing one is fine.
+            files::unmount_shm(&record.dir.join("shm")).map_err(|e| runtime_status(&e))?;
             if record.cgroup_created {
                 cgroups
                     .remove(&record.cgroup_parent)
                     .map_err(|e| runtime_status(&e))?;
             }
-            // Mounted by every pod with its own IPC namespace; unmounting a missing one is fine.
-            files::unmount_shm(&record.dir.join("shm")).map_err(|e| runtime_status(&e))?;
-            pinning::unpin(&record.dir.join("ns")).map_err(|e| runtime_status(&e))?;
             match std::fs::remove_dir_all(&record.dir) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
