@@ -114,22 +114,6 @@ impl CgroupFs {
         Ok(created)
     }
 
-    /// Moves process `pid` into cgroup `path` in every hierarchy.
-    pub fn add_process(&self, path: &str, pid: u32) -> Result<(), RuntimeError> {
-        validate_cgroup_path(path)?;
-        for hierarchy in self.hierarchies()? {
-            let procs = hierarchy
-                .join(path.trim_start_matches('/'))
-                .join("cgroup.procs");
-            std::fs::write(&procs, pid.to_string()).map_err(|source| RuntimeError::Io {
-                op: "move a process into",
-                path: procs.clone(),
-                source,
-            })?;
-        }
-        Ok(())
-    }
-
     /// Removes the leaf of cgroup `path` in every hierarchy (its parents are kubelet's). A
     /// missing one is fine.
     pub fn remove(&self, path: &str) -> Result<(), RuntimeError> {

@@ -281,21 +281,10 @@ impl PodManager {
         if !spec.cgroup_parent.is_empty() {
             let cgroups = self.cgroups.clone();
             let path = spec.cgroup_parent.clone();
-            let init_pid = record.namespaces.as_ref().and_then(|n| n.init_pid);
-            let created =
+            // The pod's init (if any) stays in crius's cgroup: moving a process between v1
+            // cgroups costs 1 to 10 ms per hierarchy, and a sleeping reaper needs no accounting.
+            record.cgroup_created =
                 blocking(move || cgroups.create(&path).map_err(|e| runtime_status(&e))).await?;
-            record.cgroup_created = created;
-            if let Some(pid) = init_pid {
-                // The pod's init counts against the pod, not against the daemon that started it.
-                let cgroups = self.cgroups.clone();
-                let path = spec.cgroup_parent.clone();
-                blocking(move || {
-                    cgroups
-                        .add_process(&path, pid)
-                        .map_err(|e| runtime_status(&e))
-                })
-                .await?;
-            }
         }
 
         if !spec.host.network {
@@ -423,7 +412,7 @@ impl PodManager {
         let record = record.clone();
         let cgroups = self.cgroups.clone();
         blocking(move || {
-            // First the namespaces: unpinning also ends the pod's init, which leaves its cgroup.
+            // First the namespaces: unpinning also ends the pod's init.
             pinning::unpin(&record.dir.join("ns")).map_err(|e| runtime_status(&e))?;
             // Mounted by every pod with its own IPC namespace; unmounting a missing one is fine.
             files::unmount_shm(&record.dir.join("shm")).map_err(|e| runtime_status(&e))?;
