@@ -2,7 +2,7 @@
 //!
 //! Network configurations are `*.conflist` (or single-plugin `*.conf`/`*.json`) files in the CNI
 //! config dir; plugins are executables in the plugin dirs. [`load_default_network`] finds the
-//! network crius uses: the first valid file in lexical order. The node is network-ready exactly
+//! network crius uses: the first valid file in lexical order, or the one of a configured name. The node is network-ready exactly
 //! when there is one. A leaf crate: no gRPC and no CRI types.
 
 mod config;
@@ -12,4 +12,4 @@ mod loader;
 
 pub use config::{NetworkConfigList, PluginConfig, SUPPORTED_CNI_VERSIONS};
 pub use error::{CniError, CniErrorKind};
-pub use loader::load_default_network;
+pub use loader::{load_default_network, load_network};

@@ -16,6 +16,15 @@ pub fn load_default_network(
     config_dir: &Path,
     plugin_dirs: &[PathBuf],
 ) -> Result<NetworkConfigList, CniError> {
+    load_network(config_dir, plugin_dirs, None)
+}
+
+/// Like [`load_default_network`], but when `name` is given only a network of that name counts.
+pub fn load_network(
+    config_dir: &Path,
+    plugin_dirs: &[PathBuf],
+    name: Option<&str>,
+) -> Result<NetworkConfigList, CniError> {
     let mut rejected = Vec::new();
     for path in candidate_files(config_dir)? {
         let bytes = match read_bounded(&path) {
@@ -26,6 +35,13 @@ pub fn load_default_network(
             }
         };
         match NetworkConfigList::parse(&path, &bytes, plugin_dirs) {
+            Ok(list) if name.is_some_and(|wanted| wanted != list.name) => {
+                let wanted = name.unwrap_or_default();
+                rejected.push((
+                    path,
+                    format!("network {:?} is not the configured {wanted:?}", list.name),
+                ));
+            }
             Ok(list) => return Ok(list),
             Err(Rejection::Disabled) => {}
             Err(Rejection::Invalid(why)) => rejected.push((path, why)),
@@ -144,6 +160,21 @@ mod tests {
         fx.write("10-good.conflist", &conflist("good"));
         fx.write("00-readme.txt", "not a config");
         assert_eq!(fx.load().unwrap().name, "good");
+    }
+
+    #[test]
+    fn a_configured_name_picks_that_network() {
+        let fx = Fixture::new();
+        fx.write("10-first.conflist", &conflist("first"));
+        fx.write("20-second.conflist", &conflist("second"));
+        let dirs = [fx.plugin_dir.path().to_path_buf()];
+        let chosen = load_network(fx.config_dir.path(), &dirs, Some("second")).unwrap();
+        assert_eq!(chosen.name, "second");
+        let err = load_network(fx.config_dir.path(), &dirs, Some("third")).unwrap_err();
+        assert!(
+            err.to_string().contains("is not the configured \"third\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -461,7 +461,7 @@ async fn pods_survive_a_daemon_restart() {
 async fn create_and_remove_cycles_leave_no_ip_mount_netns_or_file() {
     require_root!();
     let mut fx = PodFixture::new().await;
-    for n in 0..20 {
+    for n in 0..100 {
         let id = fx.run(pod_config(&format!("cycle-{n}"))).await.unwrap();
         fx.stop(&id).await;
         fx.remove(&id).await;

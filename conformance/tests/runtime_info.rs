@@ -243,3 +243,36 @@ async fn requests_up_to_kubelets_16_mib_limit_are_accepted() {
         "decoded, then refused for its missing metadata: {status:?}"
     );
 }
+
+#[tokio::test]
+async fn a_configured_network_name_picks_that_network_over_the_first_file() {
+    let crius = Crius::start_configured("[network]\nnetwork_name = \"second\"\n", &[])
+        .await
+        .unwrap();
+    let dir = &crius.paths.cni_config_dir;
+    write_config(
+        dir,
+        "10-first.conflist",
+        &bridge_conflist("first", "crius1", "10.88.0.0/16"),
+    )
+    .unwrap();
+    let missing = status(&crius, false).await;
+    let network = condition(&missing, "NetworkReady");
+    assert!(!network.status);
+    assert!(
+        network.message.contains("is not the configured \"second\""),
+        "{}",
+        network.message
+    );
+
+    write_config(
+        dir,
+        "20-second.conflist",
+        &bridge_conflist("second", "crius2", "10.89.0.0/16"),
+    )
+    .unwrap();
+    let ready = status(&crius, true).await;
+    assert!(condition(&ready, "NetworkReady").status);
+    let info: serde_json::Value = serde_json::from_str(&ready.info["network"]).unwrap();
+    assert_eq!(info["name"], "second");
+}

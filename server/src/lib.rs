@@ -10,6 +10,7 @@ mod convert;
 pub mod daemon;
 mod image_service;
 pub mod logging;
+mod network;
 mod pods;
 mod runtime_service;
 mod socket;

@@ -127,11 +127,7 @@ impl PodManager {
     }
 
     fn network(&self) -> Result<NetworkConfigList, Status> {
-        crius_cni::load_default_network(
-            &self.config.network.cni_config_dir,
-            &self.config.network.cni_plugin_dirs,
-        )
-        .map_err(|e| cni_status(&e))
+        crate::network::load(&self.config.network).map_err(|e| cni_status(&e))
     }
 
     /// Creates a pod; the same request again returns the same pod, also while the first is

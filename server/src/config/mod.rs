@@ -105,6 +105,8 @@ pub struct NetworkConfig {
     pub cni_config_dir: PathBuf,
     /// Searched in order for plugin executables.
     pub cni_plugin_dirs: Vec<PathBuf>,
+    /// The network pods join, by name; empty means the first valid file in the config dir.
+    pub network_name: String,
     /// How long one CNI plugin call may take before it is killed.
     #[serde(with = "humantime_serde")]
     pub plugin_timeout: Duration,
@@ -163,6 +165,7 @@ impl Default for NetworkConfig {
         NetworkConfig {
             cni_config_dir: "/etc/cni/net.d".into(),
             cni_plugin_dirs: vec!["/usr/lib/cni".into(), "/opt/cni/bin".into()],
+            network_name: String::new(),
             plugin_timeout: Duration::from_secs(60),
         }
     }
@@ -201,6 +204,10 @@ impl Config {
         }
         for dir in &self.network.cni_plugin_dirs {
             require_absolute("network.cni_plugin_dirs", dir)?;
+            // CNI_PATH joins them with ':'.
+            if dir.to_string_lossy().contains(':') {
+                bail!("network.cni_plugin_dirs: {} contains ':'", dir.display());
+            }
         }
         if self.image.sandbox_image.trim().is_empty() {
             bail!("image.sandbox_image: must name an image");

@@ -61,9 +61,8 @@ pub async fn status(
 }
 
 async fn load_network(config: &Config) -> Result<NetworkConfigList, CniError> {
-    let config_dir = config.network.cni_config_dir.clone();
-    let plugin_dirs = config.network.cni_plugin_dirs.clone();
-    tokio::task::spawn_blocking(move || crius_cni::load_default_network(&config_dir, &plugin_dirs))
+    let network = config.network.clone();
+    tokio::task::spawn_blocking(move || crate::network::load(&network))
         .await
         .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
 }
