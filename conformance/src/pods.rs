@@ -35,12 +35,13 @@ fn random_u16() -> u16 {
 
 impl PodFixture {
     pub async fn new() -> Self {
-        Self::with_extra_plugin(None).await
+        Self::with(None, "").await
     }
 
-    /// A fixture whose network ends with one more plugin: `(type, shell script)`, installed in
-    /// a plugin dir of the fixture's own (searched after Debian's).
-    pub async fn with_extra_plugin(extra: Option<(&str, &str)>) -> Self {
+    /// A fixture whose network ends with one more plugin, if given: `(type, shell script)`,
+    /// installed in a plugin dir of the fixture's own (searched after Debian's); `config_toml` is
+    /// appended to crius's config file.
+    pub async fn with(extra: Option<(&str, &str)>, config_toml: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let n = random_u16();
         let bridge = format!("crt{n:04x}");
@@ -75,7 +76,7 @@ impl PodFixture {
         std::fs::write(
             &paths.config_file,
             format!(
-                "[network]\ncni_plugin_dirs = [\"{DEBIAN_PLUGIN_DIR}\", \"{}\"]\n",
+                "[network]\ncni_plugin_dirs = [\"{DEBIAN_PLUGIN_DIR}\", \"{}\"]\n{config_toml}",
                 plugin_dir.display()
             ),
         )

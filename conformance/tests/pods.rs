@@ -510,10 +510,10 @@ async fn wait_for(path: &std::path::Path) {
 }
 
 /// A fixture with the sleeper at the end of its network.
-async fn slow_network() -> PodFixture {
+async fn slow_network(config_toml: &str) -> PodFixture {
     // The script names the fixture's dir, known once the fixture exists: it starts as a
     // placeholder and is rewritten before any pod runs.
-    let fx = PodFixture::with_extra_plugin(Some(("sleeper", "#!/bin/sh\nexit 1\n"))).await;
+    let fx = PodFixture::with(Some(("sleeper", "#!/bin/sh\nexit 1\n")), config_toml).await;
     std::fs::write(fx.dir().join("plugins/sleeper"), sleeper_plugin(fx.dir())).unwrap();
     fx
 }
@@ -521,7 +521,7 @@ async fn slow_network() -> PodFixture {
 #[tokio::test]
 async fn a_crash_in_the_middle_of_run_pod_sandbox_is_cleaned_up_at_the_next_start() {
     require_root!();
-    let mut fx = slow_network().await;
+    let mut fx = slow_network("").await;
     let mut client = fx.client.clone();
     let request = cri::RunPodSandboxRequest {
         config: Some(pod_config("crash")),
@@ -566,7 +566,7 @@ async fn a_crash_in_the_middle_of_run_pod_sandbox_is_cleaned_up_at_the_next_star
 #[tokio::test]
 async fn a_run_pod_sandbox_that_outlives_its_deadline_completes_and_its_retry_gets_the_pod() {
     require_root!();
-    let mut fx = slow_network().await;
+    let mut fx = slow_network("").await;
     std::fs::write(fx.dir().join("delay"), "2").unwrap();
     let config = pod_config("slow");
     let mut first = tonic::Request::new(cri::RunPodSandboxRequest {
@@ -630,4 +630,79 @@ async fn after_a_node_reboot_pods_are_not_ready_and_their_network_is_released() 
     );
     fx.remove(&id).await;
     assert!(fx.list(None).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_pod_created_after_its_caller_gave_up_is_removed_unless_a_retry_claims_it() {
+    require_root!();
+    let mut fx = slow_network("[runtime]\norphan_pod_timeout = \"1s\"\n").await;
+    std::fs::write(fx.dir().join("delay"), "1").unwrap();
+    let give_up = |config: cri::PodSandboxConfig| {
+        let mut request = tonic::Request::new(cri::RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: String::new(),
+        });
+        request.set_timeout(Duration::from_millis(200));
+        request
+    };
+
+    // Nobody retries: the pod is created, then removed once the orphan timeout passes.
+    assert!(
+        fx.client
+            .runtime
+            .run_pod_sandbox(give_up(pod_config("orphan")))
+            .await
+            .is_err()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = false;
+    loop {
+        let pods = fx.list(None).await.len();
+        seen |= pods == 1;
+        if seen && pods == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the orphan was never created and removed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(fx.leases().is_empty());
+    assert!(fx.mounts().is_empty(), "{:?}", fx.mounts());
+
+    // A changed request for the same name replaces an unclaimed pod at once.
+    let config = pod_config("replaced");
+    assert!(
+        fx.client
+            .runtime
+            .run_pod_sandbox(give_up(config.clone()))
+            .await
+            .is_err()
+    );
+    // It is an orphan once the creation found nobody waiting for it.
+    while fx
+        .crius
+        .log()
+        .matches("waiting for a retry to claim it")
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(20),
+            "the first pod never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = fx.list(None).await[0].id.clone();
+    let mut changed = config;
+    changed.hostname = "changed".into();
+    let second = fx.run(changed).await.unwrap();
+    assert_ne!(first, second);
+    let ids: Vec<_> = fx.list(None).await.into_iter().map(|p| p.id).collect();
+    assert_eq!(ids, std::slice::from_ref(&second));
+    // Claimed by its own caller, the new pod outlives the orphan timeout.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(fx.list(None).await.len(), 1);
+    fx.remove(&second).await;
 }

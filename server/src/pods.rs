@@ -2,7 +2,7 @@
 //! order, composing the runtime crate (pinned namespaces, pod files, cgroups, records) with the
 //! CNI crate (the pod network). A RunPodSandbox that fails undoes every step it took.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
@@ -33,6 +33,9 @@ pub struct PodManager {
     /// RunPodSandbox calls under way, by reserved name: the request's digest and where the
     /// outcome will be announced, so that a retry of the same request waits for it.
     creating: Mutex<HashMap<String, (String, CreationOutcome)>>,
+    /// Pods whose every caller went away before they were ready: removed unless a retry claims
+    /// them in time (not kept across restarts).
+    unclaimed: Mutex<HashSet<String>>,
 }
 
 /// The outcome of a pod creation, once there is one.
@@ -76,6 +79,7 @@ impl PodManager {
             cgroups: CgroupFs::new(Path::new(CGROUP_ROOT)),
             monitor,
             creating: Mutex::new(HashMap::new()),
+            unclaimed: Mutex::new(HashSet::new()),
         };
         manager.recover(node_rebooted).await;
         Ok(manager)
@@ -140,11 +144,18 @@ impl PodManager {
     ) -> Result<String, Status> {
         let name = spec.metadata.reserved_name();
         if let Some(existing) = self.store.find_by_name(&name) {
-            if existing.request_digest == request_digest && existing.state != SandboxState::Creating
-            {
+            let orphan = self.unclaimed().contains(&existing.id);
+            let settled = existing.state != SandboxState::Creating;
+            if settled && existing.request_digest == request_digest {
+                // A retry claims the pod its earlier call created.
+                self.unclaimed().remove(&existing.id);
                 return Ok(existing.id);
             }
-            if existing.state != SandboxState::Creating {
+            if orphan {
+                tracing::info!(pod_id = %existing.id, "a changed request replaces an unclaimed pod");
+                self.unclaimed().remove(&existing.id);
+                self.remove(&existing.id).await?;
+            } else if settled {
                 return Err(Status::already_exists(format!(
                     "pod sandbox name {name} is reserved by {}",
                     existing.id
@@ -171,7 +182,13 @@ impl PodManager {
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
                             .remove(&name);
-                        announce.send(Some(result)).ok();
+                        let created = result.as_ref().ok().cloned();
+                        // Nobody left to tell: every caller gave up before the pod was ready.
+                        if announce.send(Some(result)).is_err()
+                            && let Some(id) = created
+                        {
+                            manager.expire_unless_claimed(id);
+                        }
                     });
                     outcome
                 }
@@ -186,6 +203,28 @@ impl PodManager {
                 .await
                 .map_err(|_| Status::internal("the pod creation task ended without an outcome"))?;
         }
+    }
+
+    fn unclaimed(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.unclaimed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Removes pod `id` after the orphan timeout unless a retry claimed it meanwhile.
+    fn expire_unless_claimed(self: &Arc<Self>, id: String) {
+        tracing::info!(pod_id = %id, "pod created after its caller gave up; waiting for a retry to claim it");
+        self.unclaimed().insert(id.clone());
+        let manager = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(manager.config.runtime.orphan_pod_timeout).await;
+            if manager.unclaimed().remove(&id) {
+                tracing::info!(pod_id = %id, "removing a pod no retry claimed");
+                if let Err(status) = manager.remove(&id).await {
+                    tracing::error!(pod_id = %id, error = %status.message(), "removing an unclaimed pod");
+                }
+            }
+        });
     }
 
     /// The creation itself: a pending record first (so a crash is cleaned up at the next start),

@@ -79,6 +79,10 @@ pub struct RuntimeConfig {
     pub monitor_binary: PathBuf,
     /// Size of each pod's private /dev/shm, in bytes.
     pub shm_size: u64,
+    /// A pod created after every caller of its RunPodSandbox went away (a deadline) is removed
+    /// when no retry claims it within this time.
+    #[serde(with = "humantime_serde")]
+    pub orphan_pod_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,6 +148,7 @@ impl Default for RuntimeConfig {
             handlers: BTreeMap::from([("runc".to_string(), PathBuf::from("/usr/sbin/runc"))]),
             monitor_binary: PathBuf::new(),
             shm_size: 64 * 1024 * 1024,
+            orphan_pod_timeout: Duration::from_secs(5 * 60),
         }
     }
 }
