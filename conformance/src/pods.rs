@@ -42,6 +42,21 @@ impl PodFixture {
     /// installed in a plugin dir of the fixture's own (searched after Debian's); `config_toml` is
     /// appended to crius's config file.
     pub async fn with(extra: Option<(&str, &str)>, config_toml: &str) -> Self {
+        Self::build(extra, config_toml, &[]).await
+    }
+
+    /// A fixture whose network also has Debian's bandwidth plugin (capability `bandwidth`).
+    pub async fn with_bandwidth() -> Self {
+        let bandwidth =
+            serde_json::json!({"type": "bandwidth", "capabilities": {"bandwidth": true}});
+        Self::build(None, "", &[bandwidth]).await
+    }
+
+    async fn build(
+        extra: Option<(&str, &str)>,
+        config_toml: &str,
+        plugins: &[serde_json::Value],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let n = random_u16();
         let bridge = format!("crt{n:04x}");
@@ -55,6 +70,10 @@ impl PodFixture {
             Some(&ipam_dir),
         ))
         .unwrap();
+        conflist["plugins"]
+            .as_array_mut()
+            .unwrap()
+            .extend(plugins.iter().cloned());
         let plugin_dir = dir.path().join("plugins");
         std::fs::create_dir(&plugin_dir).unwrap();
         if let Some((plugin_type, script)) = extra {

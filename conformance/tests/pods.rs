@@ -706,3 +706,45 @@ async fn a_pod_created_after_its_caller_gave_up_is_removed_unless_a_retry_claims
     assert_eq!(fx.list(None).await.len(), 1);
     fx.remove(&second).await;
 }
+
+#[tokio::test]
+async fn bandwidth_annotations_shape_the_pods_traffic() {
+    require_root!();
+    let mut fx = PodFixture::with_bandwidth().await;
+    let mut config = pod_config("shaped");
+    config.annotations = HashMap::from([
+        ("kubernetes.io/ingress-bandwidth".into(), "1M".into()),
+        ("kubernetes.io/egress-bandwidth".into(), "2M".into()),
+    ]);
+    let id = fx.run(config).await.unwrap();
+    let qdiscs = String::from_utf8(
+        Command::new("tc")
+            .args(["qdisc", "show"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        qdiscs.contains("tbf") && qdiscs.contains("rate 1Mbit"),
+        "{qdiscs}"
+    );
+    assert!(qdiscs.contains("rate 2Mbit"), "{qdiscs}");
+    fx.remove(&id).await;
+    let after = String::from_utf8(
+        Command::new("tc")
+            .args(["qdisc", "show"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        !after.contains("rate 2Mbit"),
+        "shaping left behind: {after}"
+    );
+
+    let mut bad = pod_config("badly-shaped");
+    bad.annotations = HashMap::from([("kubernetes.io/ingress-bandwidth".into(), "fast".into())]);
+    assert_eq!(fx.run(bad).await.unwrap_err().code(), Code::InvalidArgument);
+}

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use crius_cni::NetworkConfigList;
-use crius_cni::exec::{Attachment, Dns, PortMapping as CniPortMapping};
+use crius_cni::exec::{Attachment, Bandwidth, Dns, PortMapping as CniPortMapping};
 use crius_runtime::cgroup::CgroupFs;
 use crius_runtime::pinning::{self, PinRequest};
 use crius_runtime::sandbox::files;
@@ -22,6 +22,8 @@ use crate::convert::sandbox::{NetworkRequest, PodSpec};
 use crate::status::{cni as cni_status, runtime as runtime_status};
 
 const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
+/// The burst given with a pod's bandwidth limit (the plugin's maximum, as containerd sets it).
+const BANDWIDTH_BURST_BITS: u64 = u32::MAX as u64;
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 #[derive(Debug)]
@@ -379,7 +381,19 @@ impl PodManager {
                     host_ip: m.host_ip.clone(),
                 })
                 .collect(),
-            bandwidth: None,
+            bandwidth: (request.ingress_bits_per_second.is_some()
+                || request.egress_bits_per_second.is_some())
+            .then(|| Bandwidth {
+                // The burst is as large as the plugin takes, as containerd sets it.
+                ingress_rate: request.ingress_bits_per_second.unwrap_or(0),
+                ingress_burst: request
+                    .ingress_bits_per_second
+                    .map_or(0, |_| BANDWIDTH_BURST_BITS),
+                egress_rate: request.egress_bits_per_second.unwrap_or(0),
+                egress_burst: request
+                    .egress_bits_per_second
+                    .map_or(0, |_| BANDWIDTH_BURST_BITS),
+            }),
             dns,
         })
     }

@@ -35,6 +35,11 @@ pub struct PodSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkRequest {
     pub port_mappings: Vec<PortMapping>,
+    /// Traffic shaping from the pod's bandwidth annotations, in bits per second.
+    #[serde(default)]
+    pub ingress_bits_per_second: Option<u64>,
+    #[serde(default)]
+    pub egress_bits_per_second: Option<u64>,
     pub dns_servers: Vec<String>,
     pub dns_searches: Vec<String>,
     pub dns_options: Vec<String>,
@@ -159,6 +164,20 @@ pub fn pod_spec(config: &Config, request: &cri::RunPodSandboxRequest) -> Result<
     for mapping in &pod.port_mappings {
         port_mappings.push(port_mapping(mapping)?);
     }
+    let bandwidth = |annotation: &str| {
+        pod.annotations
+            .get(annotation)
+            .map(|value| {
+                bits_per_second(value).ok_or_else(|| {
+                    invalid(format!(
+                        "annotation {annotation}: {value:?} is not a bandwidth"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let ingress_bits_per_second = bandwidth(INGRESS_BANDWIDTH)?;
+    let egress_bits_per_second = bandwidth(EGRESS_BANDWIDTH)?;
     Ok(PodSpec {
         metadata: SandboxMetadata {
             name: metadata.name.clone(),
@@ -170,6 +189,8 @@ pub fn pod_spec(config: &Config, request: &cri::RunPodSandboxRequest) -> Result<
         log_directory: pod.log_directory.clone(),
         network: NetworkRequest {
             port_mappings,
+            ingress_bits_per_second,
+            egress_bits_per_second,
             dns_servers: dns.as_ref().map(|d| d.servers.clone()).unwrap_or_default(),
             dns_searches: dns.as_ref().map(|d| d.searches.clone()).unwrap_or_default(),
             dns_options: dns.as_ref().map(|d| d.options.clone()).unwrap_or_default(),
@@ -183,6 +204,37 @@ pub fn pod_spec(config: &Config, request: &cri::RunPodSandboxRequest) -> Result<
         pid_mode,
         runtime_handler,
     })
+}
+
+/// The annotations kubelet carries a pod's traffic shaping in.
+const INGRESS_BANDWIDTH: &str = "kubernetes.io/ingress-bandwidth";
+const EGRESS_BANDWIDTH: &str = "kubernetes.io/egress-bandwidth";
+
+/// A Kubernetes quantity of bits per second (`10M`, `1Gi`, `500k`, `1000`), within the range
+/// kubelet accepts: 1 kbit/s to 1 Pbit/s.
+fn bits_per_second(quantity: &str) -> Option<u64> {
+    let split = quantity
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(quantity.len());
+    let (digits, suffix) = quantity.split_at(split);
+    let multiplier: u64 = match suffix {
+        "" => 1,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "P" => 1_000_000_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "Pi" => 1 << 50,
+        _ => return None,
+    };
+    let value = digits.parse::<u64>().ok()?.checked_mul(multiplier)?;
+    (1_000..=1_000_000_000_000_000)
+        .contains(&value)
+        .then_some(value)
 }
 
 fn port_mapping(mapping: &cri::PortMapping) -> Result<PortMapping, Status> {
@@ -296,4 +348,20 @@ pub fn matches(record: &SandboxRecord, filter: &cri::PodSandboxFilter) -> bool {
         .label_selector
         .iter()
         .all(|(key, value)| record.labels.get(key) == Some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bandwidth_quantities_are_bits_per_second_in_kubelets_range() {
+        assert_eq!(bits_per_second("10M"), Some(10_000_000));
+        assert_eq!(bits_per_second("1Gi"), Some(1 << 30));
+        assert_eq!(bits_per_second("500k"), Some(500_000));
+        assert_eq!(bits_per_second("2000"), Some(2000));
+        for bad in ["", "M", "10m", "1.5M", "-1M", "10X", "999", "2P"] {
+            assert_eq!(bits_per_second(bad), None, "{bad}");
+        }
+    }
 }
