@@ -34,6 +34,49 @@ impl std::str::FromStr for CgroupDriver {
 }
 
 impl CgroupDriver {
+    /// The cgroupfs path of a CgroupParent as kubelet sends it for this driver: a path with
+    /// cgroupfs (`/kubepods/besteffort/pod<uid>`), a slice name with systemd
+    /// (`kubepods-besteffort-pod<uid>.slice`, which lives at
+    /// `/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid>.slice`). A path is
+    /// taken with either driver.
+    pub fn cgroupfs_path(self, parent: &str) -> Result<String, RuntimeError> {
+        if self == CgroupDriver::Cgroupfs || parent.starts_with('/') {
+            validate_cgroup_path(parent)?;
+            return Ok(parent.to_string());
+        }
+        let invalid = || {
+            RuntimeError::InvalidArgument(format!(
+                "cgroup parent {parent:?} is neither an absolute path nor a systemd slice name"
+            ))
+        };
+        let name = parent.strip_suffix(".slice").ok_or_else(invalid)?;
+        let well_formed = !name.is_empty()
+            && name.len() <= 200
+            && !name.starts_with(['-', '.'])
+            && !name.ends_with('-')
+            && !name.contains("--")
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.'));
+        if !well_formed {
+            return Err(invalid());
+        }
+        // systemd nests a slice in the slices named by each dash-separated prefix.
+        let mut path = String::new();
+        let mut prefix = String::new();
+        for part in name.split('-') {
+            if !prefix.is_empty() {
+                prefix.push('-');
+            }
+            prefix.push_str(part);
+            path.push('/');
+            path.push_str(&prefix);
+            path.push_str(".slice");
+        }
+        validate_cgroup_path(&path)?;
+        Ok(path)
+    }
+
     /// Checks that the host can serve this driver. `run_dir` is the host's `/run` (a parameter so
     /// tests use a temp dir): systemd is the init system exactly when `run/systemd/system` exists,
     /// the test `sd_booted(3)` makes.
@@ -252,6 +295,43 @@ mod tests {
             let mems = std::fs::read_to_string(cpuset.join(dir).join("cpuset.mems")).unwrap();
             assert_eq!((cpus.as_str(), mems.as_str()), ("0-3", "0"), "{dir}");
         }
+    }
+
+    #[test]
+    fn systemd_slice_names_expand_to_their_nested_path() {
+        assert_eq!(
+            CgroupDriver::Systemd
+                .cgroupfs_path("kubepods-besteffort-pod12_34.slice")
+                .unwrap(),
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod12_34.slice"
+        );
+        assert_eq!(
+            CgroupDriver::Systemd
+                .cgroupfs_path("kubepods.slice")
+                .unwrap(),
+            "/kubepods.slice"
+        );
+        assert_eq!(
+            CgroupDriver::Systemd.cgroupfs_path("/kubepods/x").unwrap(),
+            "/kubepods/x"
+        );
+        for bad in [
+            "",
+            "kubepods",
+            "-.slice",
+            "a--b.slice",
+            "-a.slice",
+            "a/b.slice",
+            "a b.slice",
+            "..slice",
+        ] {
+            assert!(CgroupDriver::Systemd.cgroupfs_path(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            CgroupDriver::Cgroupfs
+                .cgroupfs_path("kubepods.slice")
+                .is_err()
+        );
     }
 
     #[test]

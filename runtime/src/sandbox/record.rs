@@ -70,8 +70,8 @@ pub struct SandboxRecord {
     /// The pod's directory under the state dir.
     pub dir: PathBuf,
     pub namespaces: Option<PinnedNamespaces>,
-    /// The cgroup path kubelet asked for (relative to each hierarchy's root), and whether crius
-    /// created it (and so removes it).
+    /// The cgroupfs path of the cgroup kubelet asked for (a systemd slice name expanded), and
+    /// whether crius created it (and so removes it).
     pub cgroup_parent: String,
     pub cgroup_created: bool,
     /// The pod's addresses, first the primary.

@@ -151,10 +151,15 @@ pub fn pod_spec(config: &Config, request: &cri::RunPodSandboxRequest) -> Result<
         sysctls.push((dotted, value.clone()));
     }
     sysctls.sort();
-    if !linux.cgroup_parent.is_empty() {
-        crius_runtime::cgroup::validate_cgroup_path(&linux.cgroup_parent)
-            .map_err(|e| invalid(e.to_string()))?;
-    }
+    let cgroup_parent = if linux.cgroup_parent.is_empty() {
+        String::new()
+    } else {
+        config
+            .runtime
+            .cgroup_driver
+            .cgroupfs_path(&linux.cgroup_parent)
+            .map_err(|e| invalid(e.to_string()))?
+    };
     let dns = pod.dns_config.as_ref().map(|d| DnsConfig {
         servers: d.servers.clone(),
         searches: d.searches.clone(),
@@ -198,7 +203,7 @@ pub fn pod_spec(config: &Config, request: &cri::RunPodSandboxRequest) -> Result<
         dns,
         labels: pod.labels.clone().into_iter().collect(),
         annotations: pod.annotations.clone().into_iter().collect(),
-        cgroup_parent: linux.cgroup_parent,
+        cgroup_parent,
         sysctls,
         host,
         pid_mode,
