@@ -104,8 +104,11 @@ impl PodManager {
                     }
                 }
                 SandboxState::Ready if node_rebooted => {
+                    // Until its network is released, the pod stays ready: kubelet's
+                    // StopPodSandbox then retries the DEL.
                     if let Err(status) = self.detach_network(&record).await {
-                        tracing::error!(pod_id = %record.id, error = %status.message(), "releasing the network of a pod the reboot stopped");
+                        tracing::error!(pod_id = %record.id, error = %status.message(), "releasing the network of a pod the reboot stopped; StopPodSandbox will retry");
+                        continue;
                     }
                     record.state = SandboxState::NotReady;
                     if let Err(e) = self.store.save(&record) {
