@@ -147,6 +147,23 @@ async fn floor(cni_dir: &Path, pods: usize) -> anyhow::Result<(Vec<Duration>, Ve
     Ok((adds, dels))
 }
 
+/// Removes the pods' cgroup parents, as kubelet would: containerd leaves the ones it was given
+/// (with whatever its shim nested in them), crius those it did not create.
+fn remove_cgroup_parents() -> anyhow::Result<()> {
+    fn remove_tree(dir: &Path) {
+        for child in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if child.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&child.path());
+            }
+        }
+        std::fs::remove_dir(dir).ok();
+    }
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")?.flatten() {
+        remove_tree(&hierarchy.path().join("crius-bench"));
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let pods: usize = std::env::var("BENCH_PODS")
@@ -206,6 +223,7 @@ async fn main() -> anyhow::Result<()> {
         .args(["link", "del", BRIDGE])
         .status()
         .ok();
+    remove_cgroup_parents()?;
 
     println!("{pods} pods, one after another; conflist: bridge + portmap");
     print!(

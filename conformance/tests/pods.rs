@@ -605,7 +605,12 @@ async fn after_a_node_reboot_pods_are_not_ready_and_their_network_is_released() 
         .signal_and_wait(nix::sys::signal::Signal::SIGKILL)
         .await
         .unwrap();
-    // A reboot empties the state dir's tmpfs: every mount and file under it is gone.
+    // A reboot ends every process (the pod's init too) and empties the state dir's tmpfs.
+    let init_pid = std::fs::read_to_string(fx.pod_dir(&id).join("ns/init.pid")).unwrap();
+    Command::new("kill")
+        .args(["-9", init_pid.trim()])
+        .status()
+        .unwrap();
     let mut mounts = fx.mounts();
     mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
     for mount in mounts {
