@@ -226,6 +226,17 @@ pub fn pod_config(name: &str) -> cri::PodSandboxConfig {
     }
 }
 
+/// Linux pod settings that only choose namespace modes.
+pub fn linux_with_namespaces(options: cri::NamespaceOption) -> cri::LinuxPodSandboxConfig {
+    cri::LinuxPodSandboxConfig {
+        security_context: Some(cri::LinuxSandboxSecurityContext {
+            namespace_options: Some(options),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// Runs `command` inside the namespaces given as (`--net`, path) pairs, with nsenter.
 pub fn in_namespaces(namespaces: &[(&str, &Path)], command: &[&str]) -> String {
     let mut nsenter = Command::new("nsenter");

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crius_conformance::daemon::Crius;
-use crius_conformance::pods::{PodFixture, in_namespaces, pod_config};
+use crius_conformance::pods::{PodFixture, in_namespaces, linux_with_namespaces, pod_config};
 use k8s_cri::v1 as cri;
 use tonic::Code;
 
@@ -159,16 +159,10 @@ async fn a_pod_with_a_pid_namespace_per_container_gets_no_init() {
     require_root!();
     let mut fx = PodFixture::new().await;
     let mut config = pod_config("per-container");
-    config.linux = Some(cri::LinuxPodSandboxConfig {
-        security_context: Some(cri::LinuxSandboxSecurityContext {
-            namespace_options: Some(cri::NamespaceOption {
-                pid: cri::NamespaceMode::Container.into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+    config.linux = Some(linux_with_namespaces(cri::NamespaceOption {
+        pid: cri::NamespaceMode::Container.into(),
         ..Default::default()
-    });
+    }));
     let id = fx.run(config).await.unwrap();
     let options = fx
         .status(&id)
@@ -256,14 +250,10 @@ async fn invalid_requests_are_refused_and_leave_nothing_behind() {
     let host_network = |name: &str| {
         with_linux(cri::LinuxPodSandboxConfig {
             sysctls: HashMap::from([(name.to_string(), "1".to_string())]),
-            security_context: Some(cri::LinuxSandboxSecurityContext {
-                namespace_options: Some(cri::NamespaceOption {
-                    network: cri::NamespaceMode::Node.into(),
-                    ..Default::default()
-                }),
+            ..linux_with_namespaces(cri::NamespaceOption {
+                network: cri::NamespaceMode::Node.into(),
                 ..Default::default()
-            }),
-            ..Default::default()
+            })
         })
     };
     let mut cases: Vec<(&str, cri::PodSandboxConfig)> = vec![
@@ -410,16 +400,10 @@ async fn a_host_network_pod_shares_the_nodes_network_and_name() {
     require_root!();
     let mut fx = PodFixture::new().await;
     let mut config = pod_config("host");
-    config.linux = Some(cri::LinuxPodSandboxConfig {
-        security_context: Some(cri::LinuxSandboxSecurityContext {
-            namespace_options: Some(cri::NamespaceOption {
-                network: cri::NamespaceMode::Node.into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+    config.linux = Some(linux_with_namespaces(cri::NamespaceOption {
+        network: cri::NamespaceMode::Node.into(),
         ..Default::default()
-    });
+    }));
     let id = fx.run(config).await.unwrap();
     let status = fx.status(&id).await.unwrap();
     assert_eq!(status.network.unwrap().ip, "");
