@@ -143,11 +143,7 @@ impl CgroupFs {
                 let parent = dir.clone();
                 dir.push(component);
                 if !dir.exists() {
-                    std::fs::create_dir(&dir).map_err(|source| RuntimeError::Io {
-                        op: "create cgroup",
-                        path: dir.clone(),
-                        source,
-                    })?;
+                    std::fs::create_dir(&dir).map_err(RuntimeError::io("create cgroup", &dir))?;
                     created = true;
                 }
                 // Also for existing cgroups along the path: one left empty blocks all below it.
@@ -166,13 +162,7 @@ impl CgroupFs {
             match std::fs::remove_dir(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(RuntimeError::Io {
-                        op: "remove cgroup",
-                        path: dir,
-                        source,
-                    });
-                }
+                Err(e) => return Err(RuntimeError::io("remove cgroup", dir)(e)),
             }
         }
         Ok(())
@@ -189,11 +179,7 @@ fn inherit_cpuset(parent: &Path, dir: &Path) -> Result<(), RuntimeError> {
         };
         let current = std::fs::read_to_string(&to).unwrap_or_default();
         if current.trim().is_empty() {
-            std::fs::write(&to, value.trim()).map_err(|source| RuntimeError::Io {
-                op: "write",
-                path: to.clone(),
-                source,
-            })?;
+            std::fs::write(&to, value.trim()).map_err(RuntimeError::io("write", &to))?;
         }
     }
     Ok(())

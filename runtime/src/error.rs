@@ -45,6 +45,15 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// For `map_err`: an I/O failure of `op` on `path`.
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| RuntimeError::Io { op, path, source }
+    }
+
     pub fn kind(&self) -> RuntimeErrorKind {
         match self {
             RuntimeError::SystemdNotBooted { .. } => RuntimeErrorKind::HostUnsupported,

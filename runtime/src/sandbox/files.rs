@@ -25,11 +25,6 @@ fn invalid(message: String) -> RuntimeError {
     RuntimeError::InvalidArgument(message)
 }
 
-fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError {
-    let path = path.to_path_buf();
-    move |source| RuntimeError::Io { op, path, source }
-}
-
 /// A hostname of DNS labels (`[A-Za-z0-9-]`, not starting or ending with `-`), at most 64 bytes.
 pub fn validate_hostname(hostname: &str) -> Result<(), RuntimeError> {
     let labels_ok = hostname.split('.').all(|label| {
@@ -55,7 +50,8 @@ pub fn resolv_conf(
     host_resolv_conf: &Path,
 ) -> Result<String, RuntimeError> {
     let Some(dns) = dns else {
-        return std::fs::read_to_string(host_resolv_conf).map_err(io("read", host_resolv_conf));
+        return std::fs::read_to_string(host_resolv_conf)
+            .map_err(RuntimeError::io("read", host_resolv_conf));
     };
     let mut text = String::new();
     for server in &dns.servers {
@@ -96,9 +92,10 @@ pub fn write_pod_files(
     resolv_conf: &str,
 ) -> Result<(PathBuf, PathBuf), RuntimeError> {
     let hostname_path = pod_dir.join("hostname");
-    std::fs::write(&hostname_path, format!("{hostname}\n")).map_err(io("write", &hostname_path))?;
+    std::fs::write(&hostname_path, format!("{hostname}\n"))
+        .map_err(RuntimeError::io("write", &hostname_path))?;
     let resolv_path = pod_dir.join("resolv.conf");
-    std::fs::write(&resolv_path, resolv_conf).map_err(io("write", &resolv_path))?;
+    std::fs::write(&resolv_path, resolv_conf).map_err(RuntimeError::io("write", &resolv_path))?;
     Ok((hostname_path, resolv_path))
 }
 
@@ -108,7 +105,7 @@ pub fn mount_shm(pod_dir: &Path, size_bytes: u64) -> Result<PathBuf, RuntimeErro
     std::fs::DirBuilder::new()
         .mode(0o755)
         .create(&shm)
-        .map_err(io("create directory", &shm))?;
+        .map_err(RuntimeError::io("create directory", &shm))?;
     nix::mount::mount(
         Some("shm"),
         &shm,
@@ -116,7 +113,7 @@ pub fn mount_shm(pod_dir: &Path, size_bytes: u64) -> Result<PathBuf, RuntimeErro
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some(format!("mode=1777,size={size_bytes}").as_str()),
     )
-    .map_err(|errno| io("mount tmpfs on", &shm)(errno.into()))?;
+    .map_err(|errno| RuntimeError::io("mount tmpfs on", &shm)(errno.into()))?;
     Ok(shm)
 }
 
@@ -124,12 +121,12 @@ pub fn mount_shm(pod_dir: &Path, size_bytes: u64) -> Result<PathBuf, RuntimeErro
 pub fn unmount_shm(shm: &Path) -> Result<(), RuntimeError> {
     match nix::mount::umount2(shm, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-        Err(errno) => return Err(io("unmount", shm)(errno.into())),
+        Err(errno) => return Err(RuntimeError::io("unmount", shm)(errno.into())),
     }
     match std::fs::remove_dir(shm) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io("remove", shm)(e)),
+        Err(e) => Err(RuntimeError::io("remove", shm)(e)),
     }
 }
 

@@ -16,11 +16,6 @@ pub struct SandboxStore {
     records: Mutex<HashMap<String, SandboxRecord>>,
 }
 
-fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError {
-    let path = path.to_path_buf();
-    move |source| RuntimeError::Io { op, path, source }
-}
-
 impl SandboxStore {
     /// Loads every record under `dir` (created if missing). A record that cannot be read is
     /// logged and skipped, not fatal: one bad file must not keep the node from starting.
@@ -29,10 +24,12 @@ impl SandboxStore {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(io("create directory", dir))?;
+            .map_err(RuntimeError::io("create directory", dir))?;
         let mut records = HashMap::new();
-        for entry in std::fs::read_dir(dir).map_err(io("read directory", dir))? {
-            let path = entry.map_err(io("read directory", dir))?.path();
+        for entry in std::fs::read_dir(dir).map_err(RuntimeError::io("read directory", dir))? {
+            let path = entry
+                .map_err(RuntimeError::io("read directory", dir))?
+                .path();
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
@@ -98,16 +95,17 @@ impl SandboxStore {
             source: std::io::Error::other(e),
         })?;
         let mut temp = tempfile::NamedTempFile::new_in(&self.dir)
-            .map_err(io("create temp file in", &self.dir))?;
-        temp.write_all(&bytes).map_err(io("write", temp.path()))?;
+            .map_err(RuntimeError::io("create temp file in", &self.dir))?;
+        temp.write_all(&bytes)
+            .map_err(RuntimeError::io("write", temp.path()))?;
         temp.as_file()
             .sync_all()
-            .map_err(io("fsync", temp.path()))?;
+            .map_err(RuntimeError::io("fsync", temp.path()))?;
         temp.persist(&path)
-            .map_err(|e| io("rename to", &path)(e.error))?;
+            .map_err(|e| RuntimeError::io("rename to", &path)(e.error))?;
         std::fs::File::open(&self.dir)
             .and_then(|d| d.sync_all())
-            .map_err(io("fsync directory", &self.dir))?;
+            .map_err(RuntimeError::io("fsync directory", &self.dir))?;
         self.records().insert(record.id.clone(), record.clone());
         Ok(())
     }
@@ -118,7 +116,7 @@ impl SandboxStore {
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("remove", &path)(e)),
+            Err(e) => return Err(RuntimeError::io("remove", &path)(e)),
         }
         self.records().remove(id);
         Ok(())
