@@ -5,6 +5,7 @@
 //! rootfs as a list of layer directories). [`store::ImageStore`] is the entry point: `pull`,
 //! `status`, `list`, `remove`, `fs_usage`.
 
+mod blocking;
 pub mod content;
 pub mod digest;
 mod durable;

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use futures_util::future::{BoxFuture, FutureExt, Shared, WeakShared};
 
+use crate::blocking::run_blocking;
 use crate::digest::Digest;
 use crate::error::ImageStoreError;
 use crate::images::{ImageRecord, LayerRecord};
@@ -197,7 +198,7 @@ impl ImageStore {
         };
         let store = Arc::clone(self);
         let config_digest = manifest.config.digest.clone();
-        blocking(move || {
+        run_blocking(move || {
             store.content.put(&config_digest, &config_bytes)?;
             for (digest, bytes) in &manifest_blobs {
                 store.content.put(digest, bytes)?;
@@ -339,7 +340,7 @@ impl ImageStore {
         };
         let store = Arc::clone(self);
         let committed = record.clone();
-        blocking(move || store.layers.commit(staged, &committed)).await?;
+        run_blocking(move || store.layers.commit(staged, &committed)).await?;
         Ok(record)
     }
 
@@ -399,15 +400,6 @@ impl ImageStore {
             return Err(failure);
         }
     }
-}
-
-/// Runs filesystem work off the async workers.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ImageStoreError> + Send + 'static,
-) -> Result<T, ImageStoreError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
 }
 
 /// The image config blob, bounded and verified.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::blocking::run_blocking;
 use crate::content::ContentStore;
 use crate::digest::Digest;
 use crate::error::ImageStoreError;
@@ -102,7 +103,7 @@ impl ImageStore {
         let selector = ImageSelector::parse(name)?;
         let _exclusive = self.content_lock.write().await;
         let store = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
+        run_blocking(move || {
             let removed = store.index().remove(&selector)?;
             if let Some(image) = removed {
                 tracing::info!(id = %image.id, "image removed");
@@ -111,7 +112,6 @@ impl ImageStore {
             Ok(())
         })
         .await
-        .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
     }
 
     /// Deletes layers and blobs that no image record references.

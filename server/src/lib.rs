@@ -4,6 +4,7 @@
 //! `RuntimeService` and `ImageService` over gRPC on a unix socket, and turns each leaf crate's
 //! plain values and errors into CRI messages and gRPC codes.
 
+mod blocking;
 pub mod cli;
 pub mod config;
 mod convert;

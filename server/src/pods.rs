@@ -17,6 +17,7 @@ use crius_runtime::sandbox::store::SandboxStore;
 use sha2::Digest as _;
 use tonic::Status;
 
+use crate::blocking::run_blocking;
 use crate::config::Config;
 use crate::convert::sandbox::{NetworkRequest, PodSpec};
 use crate::status::{cni as cni_status, runtime as runtime_status};
@@ -42,15 +43,6 @@ pub struct PodManager {
 
 /// The outcome of a pod creation, once there is one.
 type CreationOutcome = tokio::sync::watch::Receiver<Option<Result<String, Status>>>;
-
-/// Runs blocking work (mounts, execs, files) off the async workers.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, Status> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
-}
 
 fn random_id() -> Result<String, Status> {
     use std::io::Read;
@@ -135,8 +127,12 @@ impl PodManager {
         pods
     }
 
-    fn network(&self) -> Result<NetworkConfigList, Status> {
-        crate::network::load(&self.config.network).map_err(|e| cni_status(&e))
+    /// The pod network as configured now (the config dir is read off the async workers).
+    async fn network(&self) -> Result<NetworkConfigList, Status> {
+        let config = self.config.network.clone();
+        run_blocking(move || crate::network::load(&config))
+            .await
+            .map_err(|e| cni_status(&e))
     }
 
     /// Creates a pod; the same request again returns the same pod, also while the first is
@@ -298,7 +294,7 @@ impl PodManager {
         };
         let hostname = spec.hostname.clone();
         let shm_size = (!spec.host.ipc).then_some(self.config.runtime.shm_size);
-        let namespaces = blocking(move || {
+        let namespaces = run_blocking(move || {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -313,7 +309,7 @@ impl PodManager {
             if let Some(size) = shm_size {
                 files::mount_shm(&dir, size).map_err(|e| runtime_status(&e))?;
             }
-            Ok(namespaces)
+            Ok::<_, Status>(namespaces)
         })
         .await?;
         record.namespaces = Some(namespaces);
@@ -324,11 +320,11 @@ impl PodManager {
             // The pod's init (if any) stays in crius's cgroup: moving a process between v1
             // cgroups costs 1 to 10 ms per hierarchy, and a sleeping reaper needs no accounting.
             record.cgroup_created =
-                blocking(move || cgroups.create(&path).map_err(|e| runtime_status(&e))).await?;
+                run_blocking(move || cgroups.create(&path).map_err(|e| runtime_status(&e))).await?;
         }
 
         if !spec.host.network {
-            let network = self.network().map_err(|status| {
+            let network = self.network().await.map_err(|status| {
                 Status::failed_precondition(format!(
                     "the pod network is not ready: {}",
                     status.message()
@@ -422,7 +418,7 @@ impl PodManager {
         if record.host_namespaces.network {
             return Ok(());
         }
-        let network = match self.network() {
+        let network = match self.network().await {
             Ok(network) => network,
             Err(status) => {
                 tracing::warn!(pod_id = %record.id, reason = %status.message(), "no CNI network to detach the pod from");
@@ -463,7 +459,7 @@ impl PodManager {
         }
         let record = record.clone();
         let cgroups = self.cgroups.clone();
-        blocking(move || {
+        run_blocking(move || {
             // First the namespaces: unpinning also ends the pod's init.
             pinning::unpin(&record.dir.join("ns")).map_err(|e| runtime_status(&e))?;
             // Mounted by every pod with its own IPC namespace; unmounting a missing one is fine.

@@ -62,9 +62,7 @@ pub async fn status(
 
 async fn load_network(config: &Config) -> Result<NetworkConfigList, CniError> {
     let network = config.network.clone();
-    tokio::task::spawn_blocking(move || crate::network::load(&network))
-        .await
-        .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
+    crate::blocking::run_blocking(move || crate::network::load(&network)).await
 }
 
 /// What `crictl info` shows of the pod network: the network in use, or why there is none.
