@@ -1,0 +1,1 @@
+//! The OCI runtime spec of a container, from the image config and what the request asks.
