@@ -555,6 +555,9 @@ mod tests {
             "read",
             "write",
             "openat",
+            "pipe",
+            "pipe2",
+            "wait4",
             "execve",
             "exit_group",
             "futex",
@@ -939,6 +942,15 @@ mod tests {
             &host.host(),
         ));
         assert!(message.contains("malformed"), "{message}");
+    }
+
+    #[test]
+    fn localhost_profile_in_the_oci_form_converts_to_itself() {
+        let host = TestHost::new("x86_64", "6.18.0\n");
+        let capabilities = [Capability::SysAdmin, Capability::SysNice];
+        let default = runtime_default_for(&caps(&capabilities), "x86_64");
+        let profile = serde_json::to_value(&default).unwrap();
+        assert_eq!(convert(&profile, &capabilities, &host).unwrap(), default);
     }
 
     #[test]
