@@ -17,7 +17,7 @@ use oci_spec::runtime::{
     Arch, Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
     LinuxSeccompFilterFlag, LinuxSeccompOperator, LinuxSyscall,
 };
-use rustix::fs::{self as rfs, Mode, OFlags};
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use serde::Deserialize;
 
@@ -133,7 +133,7 @@ fn profile_to_oci(
 
 /// The bytes of the profile file at `path`, a regular file of at most [`MAX_PROFILE_SIZE`].
 fn read_profile(path: &Path) -> Result<Vec<u8>, RuntimeError> {
-    let fd: OwnedFd = match rfs::open(
+    let fd: OwnedFd = match rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
         Mode::empty(),
@@ -256,11 +256,12 @@ impl Host<'_> {
                 let release = std::fs::read_to_string(self.kernel_release_path)
                     .map_err(RuntimeError::io("read", self.kernel_release_path))?;
                 let version = parse_kernel_version(release.trim()).ok_or_else(|| {
-                    RuntimeError::InvalidArgument(format!(
-                        "kernel release {:?} in {} is not a kernel version",
-                        release.trim(),
-                        self.kernel_release_path.display()
-                    ))
+                    RuntimeError::io("parse kernel release", self.kernel_release_path)(
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("{:?} is not a kernel version", release.trim()),
+                        ),
+                    )
                 })?;
                 *self.kernel.get_or_init(|| version)
             }
@@ -988,6 +989,19 @@ mod tests {
         let err = localhost(&garbage, &caps(&[])).unwrap_err();
         assert_eq!(err.kind(), RuntimeErrorKind::InvalidArgument);
         assert!(err.to_string().contains("malformed"), "{err}");
+    }
+
+    #[test]
+    fn unparsable_kernel_release_is_a_local_failure() {
+        let host = TestHost::new("x86_64", "garbage\n");
+        let profile = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["read"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "4.8"}}]});
+        let err = convert(&profile, &[], &host).unwrap_err();
+        assert_eq!(err.kind(), RuntimeErrorKind::Internal, "{err}");
+        // without minKernel the release is never read
+        let profile = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["read"], "action": "SCMP_ACT_ALLOW"}]});
+        convert(&profile, &[], &host).unwrap();
     }
 
     #[test]

@@ -187,11 +187,10 @@ pub fn resolve(
 
 /// A uid or gid from the request, checked to be in `0..2^31`.
 fn checked_id(what: &str, id: i64) -> Result<u32, RuntimeError> {
-    if (0..=MAX_ID).contains(&id) {
-        u32::try_from(id).map_err(|_| out_of_range(what, &id.to_string()))
-    } else {
-        Err(out_of_range(what, &id.to_string()))
-    }
+    u32::try_from(id)
+        .ok()
+        .filter(|&valid| i64::from(valid) <= MAX_ID)
+        .ok_or_else(|| out_of_range(what, &id.to_string()))
 }
 
 fn out_of_range(what: &str, id: &str) -> RuntimeError {
