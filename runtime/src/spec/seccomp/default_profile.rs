@@ -162,6 +162,8 @@ const BASE: &[&str] = &[
     "open",
     "openat",
     "openat2",
+    "pipe",
+    "pipe2",
     "pread64",
     "preadv",
     "preadv2",
