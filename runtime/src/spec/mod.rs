@@ -18,10 +18,10 @@ pub mod security;
 pub mod signal;
 pub mod user;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Linux, Process, Root, Spec, User};
+use oci_spec::runtime::{Capability, Linux, Process, Root, Spec, User};
 
 use self::image_config::ImageConfig;
 use self::request::ContainerRequest;
@@ -90,6 +90,8 @@ pub struct HostPaths {
     pub selinux_enforce: PathBuf,
     /// The daemon's own OOM score adjustment, the lowest a container may get.
     pub own_oom_score_adj: PathBuf,
+    /// The daemon's own status, whose bounding set holds every capability a container may get.
+    pub own_status: PathBuf,
     /// The host's `/dev`, whose devices a privileged container gets.
     pub dev: PathBuf,
     /// The host's `/dev/shm`, for pods sharing the host IPC namespace.
@@ -107,6 +109,7 @@ impl Default for HostPaths {
             apparmor_profiles: PathBuf::from("/sys/kernel/security/apparmor/profiles"),
             selinux_enforce: PathBuf::from("/sys/fs/selinux/enforce"),
             own_oom_score_adj: PathBuf::from("/proc/self/oom_score_adj"),
+            own_status: PathBuf::from("/proc/self/status"),
             dev: PathBuf::from("/dev"),
             shm: PathBuf::from("/dev/shm"),
             mountinfo: PathBuf::from("/proc/self/mountinfo"),
@@ -130,14 +133,24 @@ impl HostPaths {
     fn own_oom_score_adj(&self) -> Result<i32, RuntimeError> {
         let path = &self.own_oom_score_adj;
         let text = std::fs::read_to_string(path).map_err(RuntimeError::io("read", path))?;
-        text.trim().parse().map_err(|_| RuntimeError::Io {
-            op: "parse",
-            path: path.clone(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{:?} is not a number", text.trim()),
-            ),
-        })
+        text.trim()
+            .parse()
+            .map_err(|_| unreadable(path, format!("{:?} is not a number", text.trim())))
+    }
+
+    fn own_capabilities(&self) -> Result<HashSet<Capability>, RuntimeError> {
+        let path = &self.own_status;
+        let text = std::fs::read_to_string(path).map_err(RuntimeError::io("read", path))?;
+        security::bounding_set(&text).ok_or_else(|| unreadable(path, "no CapBnd line".to_string()))
+    }
+}
+
+/// A kernel file that does not say what it should.
+fn unreadable(path: &Path, what: String) -> RuntimeError {
+    RuntimeError::Io {
+        op: "parse",
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, what),
     }
 }
 
@@ -185,7 +198,11 @@ pub fn build_on(inputs: &SpecInputs<'_>, host: &HostPaths) -> Result<BuiltSpec, 
     let cgroups = host.cgroup_features();
 
     security::check_selinux(security.selinux.as_ref(), privileged, &host.selinux_enforce)?;
-    let capabilities = security::capabilities(&security.capabilities, privileged)?;
+    let capabilities = security::capabilities(
+        &security.capabilities,
+        privileged,
+        &host.own_capabilities()?,
+    )?;
     let seccomp = security::seccomp_filter(&security.seccomp, privileged, &capabilities.effective)?;
     let apparmor_profile = security::apparmor_profile(
         &security.apparmor,
@@ -291,9 +308,9 @@ pub fn build_on(inputs: &SpecInputs<'_>, host: &HostPaths) -> Result<BuiltSpec, 
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashSet};
+    use std::collections::BTreeMap;
 
-    use oci_spec::runtime::{Capability, LinuxNamespaceType};
+    use oci_spec::runtime::LinuxNamespaceType;
 
     use super::request::{ContainerPidMode, MountRequest, SeccompRequest};
     use super::*;
@@ -324,6 +341,11 @@ mod tests {
             std::fs::write(path("host/cgroup/memory/memory.memsw.limit_in_bytes"), "").unwrap();
             std::fs::write(path("host/oom_score_adj"), "-500\n").unwrap();
             std::fs::write(
+                path("host/status"),
+                "Name:\tcrius\nCapBnd:\t000001ffffffffff\n",
+            )
+            .unwrap();
+            std::fs::write(
                 path("host/mountinfo"),
                 "27 1 254:0 / / rw - ext4 /dev/vda rw\n",
             )
@@ -338,6 +360,7 @@ mod tests {
                 apparmor_profiles: path("host/apparmor/profiles"),
                 selinux_enforce: path("host/selinux/enforce"),
                 own_oom_score_adj: path("host/oom_score_adj"),
+                own_status: path("host/status"),
                 dev: path("host/dev"),
                 shm: path("host/dev/shm"),
                 mountinfo: path("host/mountinfo"),

@@ -11,7 +11,8 @@ use super::request::{AppArmorRequest, CapabilitiesRequest, SeccompRequest, Selin
 use super::seccomp;
 use crate::RuntimeError;
 
-/// Every capability the kernel knows (Linux 5.9 onwards), by the name the CRI uses.
+/// Every capability the kernel knows (Linux 5.9 onwards), by the name the CRI uses, at the index
+/// of its number.
 const ALL_CAPABILITIES: [(&str, Capability); 41] = [
     ("CHOWN", Capability::Chown),
     ("DAC_OVERRIDE", Capability::DacOverride),
@@ -150,12 +151,33 @@ impl CapabilitySets {
     }
 }
 
-/// The capabilities of the process, as containerd computes them: all of them when privileged;
-/// else the defaults, all of them when `add` holds `ALL`, none when `drop` holds `ALL`, then the
-/// named additions, then the named drops. Ambient capabilities are in every set.
+/// The capabilities in a `/proc/<pid>/status` line `CapBnd:\t000001fffeffffff`; `None` when
+/// the text has no such line.
+pub fn bounding_set(status: &str) -> Option<HashSet<Capability>> {
+    let hex = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapBnd:"))?
+        .trim();
+    let mask = u64::from_str_radix(hex, 16).ok()?;
+    Some(
+        ALL_CAPABILITIES
+            .iter()
+            .enumerate()
+            .filter(|(number, _)| mask & (1 << number) != 0)
+            .map(|(_, (_, capability))| *capability)
+            .collect(),
+    )
+}
+
+/// The capabilities of the process, as containerd computes them, from those the runtime has
+/// (`available`, its bounding set: no process can get more). All available ones when privileged;
+/// else the defaults, all when `add` holds `ALL`, none when `drop` holds `ALL`, then the named
+/// additions, then the named drops. Ambient capabilities are in every set. A capability named in
+/// `add` or `add_ambient` that is not available is refused.
 pub fn capabilities(
     request: &CapabilitiesRequest,
     privileged: bool,
+    available: &HashSet<Capability>,
 ) -> Result<CapabilitySets, RuntimeError> {
     let named = |names: &[String]| -> Result<Vec<Capability>, RuntimeError> {
         names
@@ -164,27 +186,33 @@ pub fn capabilities(
             .map(|n| parse_capability(n))
             .collect()
     };
-    let all = || {
-        ALL_CAPABILITIES
-            .iter()
-            .map(|(_, c)| *c)
-            .collect::<HashSet<_>>()
+    let granted = |names: &[String]| -> Result<Vec<Capability>, RuntimeError> {
+        let capabilities = named(names)?;
+        match capabilities.iter().find(|c| !available.contains(c)) {
+            Some(missing) => Err(invalid(format!(
+                "capability {missing} cannot be granted: crius itself does not have it"
+            ))),
+            None => Ok(capabilities),
+        }
     };
-    let added = named(&request.add)?;
+    let added = granted(&request.add)?;
     let dropped = named(&request.drop)?;
     if request.add_ambient.iter().any(|n| is_all(n)) {
         return Err(invalid(
             "ALL is not allowed in add_ambient_capabilities".to_string(),
         ));
     }
-    let ambient: HashSet<Capability> = named(&request.add_ambient)?.into_iter().collect();
+    let ambient: HashSet<Capability> = granted(&request.add_ambient)?.into_iter().collect();
     let mut effective: HashSet<Capability> = if privileged {
-        all()
+        available.clone()
     } else {
         let mut set: HashSet<Capability> = if request.add.iter().any(|n| is_all(n)) {
-            all()
+            available.clone()
         } else {
-            DEFAULT_CAPABILITIES.into_iter().collect()
+            DEFAULT_CAPABILITIES
+                .into_iter()
+                .filter(|c| available.contains(c))
+                .collect()
         };
         if request.drop.iter().any(|n| is_all(n)) {
             set.clear();
@@ -351,6 +379,10 @@ mod tests {
 
     use super::*;
 
+    fn every() -> HashSet<Capability> {
+        ALL_CAPABILITIES.iter().map(|(_, c)| *c).collect()
+    }
+
     fn caps(add: &[&str], drop: &[&str], ambient: &[&str]) -> CapabilitiesRequest {
         let strings = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
         CapabilitiesRequest {
@@ -377,7 +409,7 @@ mod tests {
 
     #[test]
     fn the_default_set_is_containerds() {
-        let sets = capabilities(&CapabilitiesRequest::default(), false).unwrap();
+        let sets = capabilities(&CapabilitiesRequest::default(), false, &every()).unwrap();
         assert_eq!(sets.effective, DEFAULT_CAPABILITIES.into_iter().collect());
         assert!(sets.ambient.is_empty());
         let oci = sets.to_oci();
@@ -391,6 +423,7 @@ mod tests {
         let sets = capabilities(
             &caps(&["NET_ADMIN", "cap_sys_time"], &["CAP_CHOWN", "kill"], &[]),
             false,
+            &every(),
         )
         .unwrap();
         assert!(sets.effective.contains(&Capability::NetAdmin));
@@ -402,12 +435,13 @@ mod tests {
 
     #[test]
     fn all_in_add_or_drop() {
-        let everything = capabilities(&caps(&["ALL"], &["CHOWN"], &[]), false).unwrap();
+        let everything = capabilities(&caps(&["ALL"], &["CHOWN"], &[]), false, &every()).unwrap();
         assert_eq!(everything.effective.len(), 40);
         assert!(!everything.effective.contains(&Capability::Chown));
-        let only = capabilities(&caps(&["NET_BIND_SERVICE"], &["all"], &[]), false).unwrap();
+        let only =
+            capabilities(&caps(&["NET_BIND_SERVICE"], &["all"], &[]), false, &every()).unwrap();
         assert_eq!(only.effective, HashSet::from([Capability::NetBindService]));
-        let none = capabilities(&caps(&["ALL"], &["ALL"], &[]), false).unwrap();
+        let none = capabilities(&caps(&["ALL"], &["ALL"], &[]), false, &every()).unwrap();
         assert!(none.effective.is_empty());
     }
 
@@ -419,7 +453,7 @@ mod tests {
             caps(&[], &[], &["NOPE"]),
             caps(&[], &[], &["ALL"]),
         ] {
-            let err = capabilities(&request, false).unwrap_err();
+            let err = capabilities(&request, false, &every()).unwrap_err();
             assert_eq!(
                 err.kind(),
                 crate::RuntimeErrorKind::InvalidArgument,
@@ -430,7 +464,8 @@ mod tests {
 
     #[test]
     fn ambient_capabilities_join_every_set() {
-        let sets = capabilities(&caps(&[], &["ALL"], &["NET_BIND_SERVICE"]), false).unwrap();
+        let sets =
+            capabilities(&caps(&[], &["ALL"], &["NET_BIND_SERVICE"]), false, &every()).unwrap();
         assert_eq!(sets.effective, HashSet::from([Capability::NetBindService]));
         let oci = sets.to_oci();
         assert_eq!(
@@ -444,8 +479,41 @@ mod tests {
     }
 
     #[test]
+    fn the_bounding_set_parses_from_proc_status() {
+        let status = "Name:\tcrius\nCapInh:\t0000000000000000\nCapBnd:\t000001fffeffffff\n";
+        let set = bounding_set(status).unwrap();
+        assert_eq!(set.len(), 40);
+        assert!(!set.contains(&Capability::SysResource));
+        assert!(set.contains(&Capability::CheckpointRestore));
+        assert_eq!(
+            bounding_set("CapBnd:\t0000000000000001\n").unwrap(),
+            HashSet::from([Capability::Chown])
+        );
+        assert_eq!(bounding_set("Name:\tx\n"), None);
+        assert_eq!(bounding_set("CapBnd:\tzz\n"), None);
+    }
+
+    #[test]
+    fn only_capabilities_the_runtime_has_are_given() {
+        let available: HashSet<Capability> = every()
+            .into_iter()
+            .filter(|c| *c != Capability::SysResource && *c != Capability::Mknod)
+            .collect();
+        let privileged = capabilities(&CapabilitiesRequest::default(), true, &available).unwrap();
+        assert_eq!(privileged.effective, available);
+        let all = capabilities(&caps(&["ALL"], &[], &[]), false, &available).unwrap();
+        assert_eq!(all.effective, available);
+        let defaults = capabilities(&CapabilitiesRequest::default(), false, &available).unwrap();
+        assert_eq!(defaults.effective.len(), 13);
+        assert!(!defaults.effective.contains(&Capability::Mknod));
+        let err = capabilities(&caps(&["SYS_RESOURCE"], &[], &[]), false, &available).unwrap_err();
+        assert!(err.to_string().contains("SYS_RESOURCE"), "{err}");
+        assert!(capabilities(&caps(&[], &[], &["SYS_RESOURCE"]), false, &available).is_err());
+    }
+
+    #[test]
     fn privileged_has_every_capability() {
-        let sets = capabilities(&caps(&[], &["ALL"], &[]), true).unwrap();
+        let sets = capabilities(&caps(&[], &["ALL"], &[]), true, &every()).unwrap();
         assert_eq!(sets.effective.len(), ALL_CAPABILITIES.len());
     }
 
