@@ -196,10 +196,15 @@ fn a_confined_container_runs_as_its_spec_says() {
          $b test -c /dev/urandom && echo urandom-ok
          $b grep -c ' /proc/keys ' /proc/self/mountinfo
          $b cat /etc/resolv.conf
-         $b grep -q ' /dev/shm ' /proc/mounts && echo shm-mounted",
+         $b grep -q ' /dev/shm ' /proc/mounts && echo shm-mounted
+         $b cat /proc/self/oom_score_adj
+         $b cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.shares",
     );
     request.security.seccomp = SeccompRequest::RuntimeDefault;
     request.security.no_new_privs = true;
+    request.resources.oom_score_adj = 500;
+    request.resources.memory_limit_in_bytes = Some(64 << 20);
+    request.resources.cpu_shares = Some(256);
     request.mounts = vec![MountRequest {
         container_path: "/data".into(),
         host_path: data.to_string_lossy().into_owned(),
@@ -228,6 +233,9 @@ fn a_confined_container_runs_as_its_spec_says() {
             "1",
             "nameserver 127.0.0.53",
             "shm-mounted",
+            "500",
+            "67108864",
+            "256",
         ],
         "{output}"
     );

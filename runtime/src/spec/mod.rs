@@ -299,6 +299,13 @@ pub fn build_on(inputs: &SpecInputs<'_>, host: &HostPaths) -> Result<BuiltSpec, 
         .set_annotations(Some(annotations(request, &pod.pod_id)))
         .set_linux(Some(linux));
 
+    tracing::debug!(
+        container_id = inputs.id,
+        pod_id = %pod.pod_id,
+        uid = resolved_user.uid,
+        privileged,
+        "container spec built"
+    );
     Ok(BuiltSpec {
         spec,
         user: resolved_user,

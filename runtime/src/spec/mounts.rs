@@ -177,6 +177,11 @@ fn request_mount(
         options.push("rro");
     }
     let clean = clean_path(Path::new(destination));
+    if clean == Path::new("/") {
+        return Err(invalid(format!(
+            "mount container_path {destination:?} is the container's root"
+        )));
+    }
     Ok(mount(&clean.to_string_lossy(), "bind", source, &options))
 }
 
@@ -627,6 +632,7 @@ mod tests {
             bind("/x\0", &shm),
             bind("/x", Path::new("relative/host")),
             bind("/x", Path::new("")),
+            bind("/a/..", &shm),
         ] {
             let err = fixture.build(&[request], false, false).unwrap_err();
             assert_eq!(
