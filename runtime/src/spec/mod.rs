@@ -251,6 +251,17 @@ pub fn build_on(inputs: &SpecInputs<'_>, host: &HostPaths) -> Result<BuiltSpec, 
     root.set_path(inputs.rootfs.to_path_buf())
         .set_readonly(Some(security.readonly_rootfs));
 
+    let devices = devices::devices(&request.devices, privileged, &host.dev)?;
+    let mut resources = resources::resources(&request.resources, cgroups)?;
+    resources.set_devices(Some(devices.cgroup_rules));
+
+    let namespaces = namespaces::namespaces(
+        pod,
+        &security.pid_mode,
+        inputs.target_pid_ns.as_deref(),
+        cgroups.v2,
+    )?;
+    // Last of the checks: it creates missing host paths.
     let shm = pod.shm.as_deref().unwrap_or(&host.shm);
     let mounts = mounts::mounts(
         &request.mounts,
@@ -267,18 +278,9 @@ pub fn build_on(inputs: &SpecInputs<'_>, host: &HostPaths) -> Result<BuiltSpec, 
         },
     )?;
 
-    let devices = devices::devices(&request.devices, privileged, &host.dev)?;
-    let mut resources = resources::resources(&request.resources, cgroups)?;
-    resources.set_devices(Some(devices.cgroup_rules));
-
     let mut linux = Linux::default();
     linux
-        .set_namespaces(Some(namespaces::namespaces(
-            pod,
-            &security.pid_mode,
-            inputs.target_pid_ns.as_deref(),
-            cgroups.v2,
-        )?))
+        .set_namespaces(Some(namespaces))
         .set_devices(Some(devices.nodes))
         .set_resources(Some(resources))
         .set_cgroups_path(Some(PathBuf::from(&inputs.cgroups_path)))
@@ -585,6 +587,20 @@ mod tests {
         let back: Spec = serde_json::from_str(&json).unwrap();
         assert_eq!(back, built.spec);
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let mut keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "annotations",
+                "hostname",
+                "linux",
+                "mounts",
+                "ociVersion",
+                "process",
+                "root"
+            ]
+        );
         assert_eq!(value["process"]["terminal"], true);
         assert_eq!(value["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
         assert!(

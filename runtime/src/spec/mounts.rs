@@ -129,16 +129,19 @@ fn pod_file_mounts(files: &PodFiles<'_>, readonly_rootfs: bool) -> Vec<Mount> {
     mounts
 }
 
-/// One host-path mount of the request, checked, with its host path resolved.
-fn request_mount(
-    request: &MountRequest,
-    context: &MountContext<'_>,
-    mount_table: &[MountInfo],
-) -> Result<Mount, RuntimeError> {
+/// Checks one host-path mount of the request without touching the host; returns its
+/// destination, cleaned.
+fn check_request(request: &MountRequest, selinux_enabled: bool) -> Result<PathBuf, RuntimeError> {
     let destination = &request.container_path;
     if !destination.starts_with('/') || destination.contains('\0') {
         return Err(invalid(format!(
             "mount container_path {destination:?} is not an absolute path"
+        )));
+    }
+    let clean = clean_path(Path::new(destination));
+    if clean == Path::new("/") {
+        return Err(invalid(format!(
+            "mount container_path {destination:?} is the container's root"
         )));
     }
     let host_path = &request.host_path;
@@ -154,12 +157,22 @@ fn request_mount(
             "mount {destination}: recursive read-only needs readonly and private propagation"
         )));
     }
-    if request.selinux_relabel && context.selinux_enabled {
+    if request.selinux_relabel && selinux_enabled {
         return Err(invalid(format!(
             "mount {destination}: SELinux relabeling is not supported"
         )));
     }
-    let source = resolve_host_path(Path::new(host_path))?;
+    Ok(clean)
+}
+
+/// The bind mount of a checked request at `destination`, its host path resolved (and created
+/// when missing).
+fn bind_mount(
+    request: &MountRequest,
+    destination: &Path,
+    mount_table: &[MountInfo],
+) -> Result<Mount, RuntimeError> {
+    let source = resolve_host_path(Path::new(&request.host_path))?;
     let propagation = match request.propagation {
         Propagation::Private => "rprivate",
         Propagation::HostToContainer => "rslave",
@@ -176,13 +189,12 @@ fn request_mount(
     if request.recursive_read_only {
         options.push("rro");
     }
-    let clean = clean_path(Path::new(destination));
-    if clean == Path::new("/") {
-        return Err(invalid(format!(
-            "mount container_path {destination:?} is the container's root"
-        )));
-    }
-    Ok(mount(&clean.to_string_lossy(), "bind", source, &options))
+    Ok(mount(
+        &destination.to_string_lossy(),
+        "bind",
+        source,
+        &options,
+    ))
 }
 
 /// A host path with its symlinks resolved; one that does not exist is created as a directory
@@ -298,11 +310,23 @@ fn check_source_propagation(
     )))
 }
 
-/// All the mounts of a container.
+/// All the mounts of a container. Every request is checked before any missing host path is
+/// created.
 pub fn mounts(
     requests: &[MountRequest],
     context: &MountContext<'_>,
 ) -> Result<Mounts, RuntimeError> {
+    let mut destinations: Vec<PathBuf> = Vec::with_capacity(requests.len());
+    for request in requests {
+        let destination = check_request(request, context.selinux_enabled)?;
+        if destinations.contains(&destination) {
+            return Err(invalid(format!(
+                "two mounts have the destination {}",
+                destination.display()
+            )));
+        }
+        destinations.push(destination);
+    }
     let mount_table = if requests
         .iter()
         .any(|r| r.propagation != Propagation::Private)
@@ -311,20 +335,11 @@ pub fn mounts(
     } else {
         Vec::new()
     };
-    let mut asked = Vec::with_capacity(requests.len());
-    for request in requests {
-        let mount = request_mount(request, context, &mount_table)?;
-        if asked
-            .iter()
-            .any(|m: &Mount| m.destination() == mount.destination())
-        {
-            return Err(invalid(format!(
-                "two mounts have the destination {}",
-                mount.destination().display()
-            )));
-        }
-        asked.push(mount);
-    }
+    let asked = requests
+        .iter()
+        .zip(&destinations)
+        .map(|(request, destination)| bind_mount(request, destination, &mount_table))
+        .collect::<Result<Vec<_>, _>>()?;
     let overridden = |m: &Mount| asked.iter().any(|a| a.destination() == m.destination());
     let mut mounts: Vec<Mount> = kernel_mounts(context.privileged)
         .into_iter()
@@ -553,6 +568,19 @@ mod tests {
             find(&mounts, "/b").source().as_deref(),
             Some(missing.as_path())
         );
+    }
+
+    #[test]
+    fn nothing_is_created_when_a_later_mount_is_refused() {
+        let fixture = Fixture::new();
+        let missing = fixture.path("never");
+        let refused = bind("relative", &fixture.path("shm"));
+        assert!(
+            fixture
+                .build(&[bind("/a", &missing), refused], false, false)
+                .is_err()
+        );
+        assert!(!missing.exists());
     }
 
     #[test]
