@@ -11,9 +11,9 @@ use crius_cni::NetworkConfigList;
 use crius_cni::exec::{Attachment, Bandwidth, Dns, PortMapping as CniPortMapping};
 use crius_runtime::cgroup::CgroupFs;
 use crius_runtime::pinning::{self, PinRequest};
+use crius_runtime::record_store::RecordStore;
 use crius_runtime::sandbox::files;
 use crius_runtime::sandbox::record::{PidMode, SandboxRecord, SandboxState};
-use crius_runtime::sandbox::store::SandboxStore;
 use sha2::Digest as _;
 use tonic::Status;
 
@@ -30,7 +30,7 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 #[derive(Debug)]
 pub struct PodManager {
     config: Arc<Config>,
-    store: SandboxStore,
+    store: RecordStore<SandboxRecord>,
     cgroups: CgroupFs,
     monitor: PathBuf,
     /// RunPodSandbox calls under way, by reserved name: the request's digest and where the
@@ -65,7 +65,7 @@ impl PodManager {
     /// namespaces and mounts are gone: ready pods become not ready once their network is released.
     /// Pods whose creation a crash cut short are torn down either way.
     pub async fn open(config: Arc<Config>, node_rebooted: bool) -> anyhow::Result<Self> {
-        let store = SandboxStore::open(&config.root.join("pods"))?;
+        let store = RecordStore::open(&config.root.join("pods"))?;
         let monitor = config.monitor_binary()?;
         let manager = PodManager {
             config,
