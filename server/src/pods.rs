@@ -2,7 +2,7 @@
 //! order, composing the runtime crate (pinned namespaces, pod files, cgroups, records) with the
 //! CNI crate (the pod network). A RunPodSandbox that fails undoes every step it took.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
@@ -19,6 +19,7 @@ use tonic::Status;
 
 use crate::blocking::run_blocking;
 use crate::config::Config;
+use crate::creations::Creations;
 use crate::convert::sandbox::{NetworkRequest, PodSpec};
 use crate::status::{cni as cni_status, runtime as runtime_status};
 
@@ -33,16 +34,12 @@ pub struct PodManager {
     store: RecordStore<SandboxRecord>,
     cgroups: CgroupFs,
     monitor: PathBuf,
-    /// RunPodSandbox calls under way, by reserved name: the request's digest and where the
-    /// outcome will be announced, so that a retry of the same request waits for it.
-    creating: Mutex<HashMap<String, (String, CreationOutcome)>>,
+    /// RunPodSandbox calls under way.
+    creations: Arc<Creations>,
     /// Pods whose every caller went away before they were ready: removed unless a retry claims
     /// them in time (not kept across restarts).
     unclaimed: Mutex<HashSet<String>>,
 }
-
-/// The outcome of a pod creation, once there is one.
-type CreationOutcome = tokio::sync::watch::Receiver<Option<Result<String, Status>>>;
 
 fn random_id() -> Result<String, Status> {
     use std::io::Read;
@@ -72,7 +69,7 @@ impl PodManager {
             store,
             cgroups: CgroupFs::new(Path::new(CGROUP_ROOT)),
             monitor,
-            creating: Mutex::new(HashMap::new()),
+            creations: Arc::default(),
             unclaimed: Mutex::new(HashSet::new()),
         };
         manager.recover(node_rebooted).await;
@@ -163,47 +160,15 @@ impl PodManager {
                 )));
             }
         }
-        let mut outcome = {
-            let mut creating = self.creating.lock().unwrap_or_else(PoisonError::into_inner);
-            match creating.get(&name) {
-                Some((digest, outcome)) if *digest == request_digest => outcome.clone(),
-                Some(_) => {
-                    return Err(Status::already_exists(format!(
-                        "pod sandbox name {name} is being created by another request"
-                    )));
-                }
-                None => {
-                    let (announce, outcome) = tokio::sync::watch::channel(None);
-                    creating.insert(name.clone(), (request_digest.clone(), outcome.clone()));
-                    let manager = Arc::clone(self);
-                    tokio::spawn(async move {
-                        let result = manager.create(spec, request_digest).await;
-                        manager
-                            .creating
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&name);
-                        let created = result.as_ref().ok().cloned();
-                        // Nobody left to tell: every caller gave up before the pod was ready.
-                        if announce.send(Some(result)).is_err()
-                            && let Some(id) = created
-                        {
-                            manager.expire_unless_claimed(id);
-                        }
-                    });
-                    outcome
-                }
-            }
-        };
-        loop {
-            if let Some(result) = outcome.borrow_and_update().clone() {
-                return result;
-            }
-            outcome
-                .changed()
-                .await
-                .map_err(|_| Status::internal("the pod creation task ended without an outcome"))?;
-        }
+        let manager = Arc::clone(self);
+        let digest = request_digest.clone();
+        let create = async move { manager.create(spec, request_digest).await };
+        let manager = Arc::clone(self);
+        self.creations
+            .run("pod sandbox", name, digest, create, move |id| {
+                manager.expire_unless_claimed(id);
+            })
+            .await
     }
 
     fn unclaimed(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
