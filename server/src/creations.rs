@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
+use sha2::Digest as _;
 use tonic::Status;
 
 /// The outcome of a creation (the new object's id), once there is one.
@@ -74,4 +76,32 @@ impl Creations {
             })?;
         }
     }
+}
+
+/// A new object id: 64 random hex digits.
+pub fn random_id() -> Result<String, Status> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| Status::internal(format!("read /dev/urandom: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Now, in nanoseconds since the epoch.
+pub fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A digest of a request, to tell a retry of the same creation request from a different one. The
+/// request goes through a `serde_json::Value`, whose maps are sorted, so label and annotation
+/// order does not matter.
+pub fn request_digest(request: &impl serde::Serialize) -> String {
+    let canonical = serde_json::to_value(request)
+        .and_then(|value| serde_json::to_vec(&value))
+        .unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(canonical))
 }

@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
 
 use crius_cni::NetworkConfigList;
 use crius_cni::exec::{Attachment, Bandwidth, Dns, PortMapping as CniPortMapping};
@@ -14,13 +13,12 @@ use crius_runtime::pinning::{self, PinRequest};
 use crius_runtime::record_store::RecordStore;
 use crius_runtime::sandbox::files;
 use crius_runtime::sandbox::record::{PidMode, SandboxRecord, SandboxState};
-use sha2::Digest as _;
 use tonic::Status;
 
 use crate::blocking::run_blocking;
 use crate::config::Config;
-use crate::creations::Creations;
 use crate::convert::sandbox::{NetworkRequest, PodSpec};
+use crate::creations::{Creations, now_nanos, random_id};
 use crate::status::{cni as cni_status, runtime as runtime_status};
 
 const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -39,22 +37,6 @@ pub struct PodManager {
     /// Pods whose every caller went away before they were ready: removed unless a retry claims
     /// them in time (not kept across restarts).
     unclaimed: Mutex<HashSet<String>>,
-}
-
-fn random_id() -> Result<String, Status> {
-    use std::io::Read;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| Status::internal(format!("read /dev/urandom: {e}")))?;
-    Ok(hex::encode(bytes))
-}
-
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 impl PodManager {
@@ -445,14 +427,4 @@ impl PodManager {
         })
         .await
     }
-}
-
-/// A digest of a request, to tell a retry of the same RunPodSandbox from a different one. The
-/// request goes through a `serde_json::Value`, whose maps are sorted, so label and annotation
-/// order does not matter.
-pub fn request_digest(request: &impl serde::Serialize) -> String {
-    let canonical = serde_json::to_value(request)
-        .and_then(|value| serde_json::to_vec(&value))
-        .unwrap_or_default();
-    hex::encode(sha2::Sha256::digest(canonical))
 }
