@@ -97,6 +97,15 @@ impl ImageStore {
             .read(&image.id, crate::manifest::MAX_MANIFEST_BYTES)
     }
 
+    /// The unpacked layer directories of `image`, base first: the lower dirs of an overlay.
+    pub fn layer_dirs(&self, image: &ImageRecord) -> Vec<PathBuf> {
+        image
+            .layers
+            .iter()
+            .map(|layer| self.layers.diff_dir(&layer.chain_id))
+            .collect()
+    }
+
     /// Removes what `name` names (see [`ImageIndex::remove`]), then the content no image needs
     /// any more. Naming nothing is success.
     pub async fn remove(self: &Arc<Self>, name: &str) -> Result<(), ImageStoreError> {

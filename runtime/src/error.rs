@@ -42,6 +42,12 @@ pub enum RuntimeError {
         pid: u32,
         waited: std::time::Duration,
     },
+    #[error("{op} of container {id} failed: {message}")]
+    OciRuntime {
+        op: &'static str,
+        id: String,
+        message: String,
+    },
 }
 
 impl RuntimeError {
@@ -62,7 +68,8 @@ impl RuntimeError {
             }
             RuntimeError::Io { .. }
             | RuntimeError::PinNamespaces { .. }
-            | RuntimeError::PodInitStillRunning { .. } => RuntimeErrorKind::Internal,
+            | RuntimeError::PodInitStillRunning { .. }
+            | RuntimeError::OciRuntime { .. } => RuntimeErrorKind::Internal,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod container;
 mod error;
 pub mod monitor;
 pub mod pinning;
+pub mod record_store;
 pub mod sandbox;
 pub mod spec;
 mod sys;

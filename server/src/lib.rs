@@ -8,6 +8,7 @@ mod blocking;
 pub mod cli;
 pub mod config;
 mod convert;
+mod creations;
 pub mod daemon;
 mod image_service;
 pub mod logging;

@@ -2,24 +2,23 @@
 //! order, composing the runtime crate (pinned namespaces, pod files, cgroups, records) with the
 //! CNI crate (the pod network). A RunPodSandbox that fails undoes every step it took.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
 
 use crius_cni::NetworkConfigList;
 use crius_cni::exec::{Attachment, Bandwidth, Dns, PortMapping as CniPortMapping};
 use crius_runtime::cgroup::CgroupFs;
 use crius_runtime::pinning::{self, PinRequest};
+use crius_runtime::record_store::RecordStore;
 use crius_runtime::sandbox::files;
 use crius_runtime::sandbox::record::{PidMode, SandboxRecord, SandboxState};
-use crius_runtime::sandbox::store::SandboxStore;
-use sha2::Digest as _;
 use tonic::Status;
 
 use crate::blocking::run_blocking;
 use crate::config::Config;
 use crate::convert::sandbox::{NetworkRequest, PodSpec};
+use crate::creations::{Creations, now_nanos, random_id};
 use crate::status::{cni as cni_status, runtime as runtime_status};
 
 const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -30,34 +29,14 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 #[derive(Debug)]
 pub struct PodManager {
     config: Arc<Config>,
-    store: SandboxStore,
+    store: RecordStore<SandboxRecord>,
     cgroups: CgroupFs,
     monitor: PathBuf,
-    /// RunPodSandbox calls under way, by reserved name: the request's digest and where the
-    /// outcome will be announced, so that a retry of the same request waits for it.
-    creating: Mutex<HashMap<String, (String, CreationOutcome)>>,
+    /// RunPodSandbox calls under way.
+    creations: Arc<Creations>,
     /// Pods whose every caller went away before they were ready: removed unless a retry claims
     /// them in time (not kept across restarts).
     unclaimed: Mutex<HashSet<String>>,
-}
-
-/// The outcome of a pod creation, once there is one.
-type CreationOutcome = tokio::sync::watch::Receiver<Option<Result<String, Status>>>;
-
-fn random_id() -> Result<String, Status> {
-    use std::io::Read;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| Status::internal(format!("read /dev/urandom: {e}")))?;
-    Ok(hex::encode(bytes))
-}
-
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 impl PodManager {
@@ -65,14 +44,14 @@ impl PodManager {
     /// namespaces and mounts are gone: ready pods become not ready once their network is released.
     /// Pods whose creation a crash cut short are torn down either way.
     pub async fn open(config: Arc<Config>, node_rebooted: bool) -> anyhow::Result<Self> {
-        let store = SandboxStore::open(&config.root.join("pods"))?;
+        let store = RecordStore::open(&config.root.join("pods"))?;
         let monitor = config.monitor_binary()?;
         let manager = PodManager {
             config,
             store,
             cgroups: CgroupFs::new(Path::new(CGROUP_ROOT)),
             monitor,
-            creating: Mutex::new(HashMap::new()),
+            creations: Arc::default(),
             unclaimed: Mutex::new(HashSet::new()),
         };
         manager.recover(node_rebooted).await;
@@ -163,47 +142,15 @@ impl PodManager {
                 )));
             }
         }
-        let mut outcome = {
-            let mut creating = self.creating.lock().unwrap_or_else(PoisonError::into_inner);
-            match creating.get(&name) {
-                Some((digest, outcome)) if *digest == request_digest => outcome.clone(),
-                Some(_) => {
-                    return Err(Status::already_exists(format!(
-                        "pod sandbox name {name} is being created by another request"
-                    )));
-                }
-                None => {
-                    let (announce, outcome) = tokio::sync::watch::channel(None);
-                    creating.insert(name.clone(), (request_digest.clone(), outcome.clone()));
-                    let manager = Arc::clone(self);
-                    tokio::spawn(async move {
-                        let result = manager.create(spec, request_digest).await;
-                        manager
-                            .creating
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&name);
-                        let created = result.as_ref().ok().cloned();
-                        // Nobody left to tell: every caller gave up before the pod was ready.
-                        if announce.send(Some(result)).is_err()
-                            && let Some(id) = created
-                        {
-                            manager.expire_unless_claimed(id);
-                        }
-                    });
-                    outcome
-                }
-            }
-        };
-        loop {
-            if let Some(result) = outcome.borrow_and_update().clone() {
-                return result;
-            }
-            outcome
-                .changed()
-                .await
-                .map_err(|_| Status::internal("the pod creation task ended without an outcome"))?;
-        }
+        let manager = Arc::clone(self);
+        let digest = request_digest.clone();
+        let create = async move { manager.create(spec, request_digest).await };
+        let manager = Arc::clone(self);
+        self.creations
+            .run("pod sandbox", name, digest, create, move |id| {
+                manager.expire_unless_claimed(id);
+            })
+            .await
     }
 
     fn unclaimed(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -480,14 +427,4 @@ impl PodManager {
         })
         .await
     }
-}
-
-/// A digest of a request, to tell a retry of the same RunPodSandbox from a different one. The
-/// request goes through a `serde_json::Value`, whose maps are sorted, so label and annotation
-/// order does not matter.
-pub fn request_digest(request: &impl serde::Serialize) -> String {
-    let canonical = serde_json::to_value(request)
-        .and_then(|value| serde_json::to_vec(&value))
-        .unwrap_or_default();
-    hex::encode(sha2::Sha256::digest(canonical))
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::pinning::PinnedNamespaces;
+use crate::record_store::Record;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SandboxState {
@@ -82,4 +83,16 @@ pub struct SandboxRecord {
     pub cni_result: Option<serde_json::Value>,
     /// A hash of the request, so that a retry of the same request gets the same pod.
     pub request_digest: String,
+}
+
+impl Record for SandboxRecord {
+    const KIND: &'static str = "pod";
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn reserved_name(&self) -> String {
+        self.metadata.reserved_name()
+    }
 }

@@ -9,7 +9,8 @@ use tonic::Status;
 
 use crate::config::Config;
 use crate::convert::sandbox::{matches, pod_spec, sandbox, status};
-use crate::pods::{PodManager, request_digest};
+use crate::creations::request_digest;
+use crate::pods::PodManager;
 
 pub async fn run(
     config: &Config,

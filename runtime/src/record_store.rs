@@ -1,4 +1,4 @@
-//! The pod sandbox records: in memory for every answer, on disk as `<root>/pods/<id>.json`
+//! Records of pods and containers: in memory for every answer, on disk as `<dir>/<id>.json`
 //! (each written atomically) so they survive a daemon restart.
 
 use std::collections::HashMap;
@@ -7,16 +7,26 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::RuntimeError;
-use crate::sandbox::record::SandboxRecord;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-#[derive(Debug)]
-pub struct SandboxStore {
-    dir: PathBuf,
-    records: Mutex<HashMap<String, SandboxRecord>>,
+use crate::RuntimeError;
+
+/// A record the store keeps: known by its id, and by the name it reserves while it exists.
+pub trait Record: Clone + Serialize + DeserializeOwned {
+    /// What the records are, for messages ("pod", "container").
+    const KIND: &'static str;
+    fn id(&self) -> &str;
+    fn reserved_name(&self) -> String;
 }
 
-impl SandboxStore {
+#[derive(Debug)]
+pub struct RecordStore<R> {
+    dir: PathBuf,
+    records: Mutex<HashMap<String, R>>,
+}
+
+impl<R: Record> RecordStore<R> {
     /// Loads every record under `dir` (created if missing). A record that cannot be read is
     /// logged and skipped, not fatal: one bad file must not keep the node from starting.
     pub fn open(dir: &Path) -> Result<Self, RuntimeError> {
@@ -35,34 +45,32 @@ impl SandboxStore {
             }
             let read = std::fs::read(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|bytes| {
-                    serde_json::from_slice::<SandboxRecord>(&bytes).map_err(|e| e.to_string())
-                });
+                .and_then(|bytes| serde_json::from_slice::<R>(&bytes).map_err(|e| e.to_string()));
             match read {
                 Ok(record) => {
-                    records.insert(record.id.clone(), record);
+                    records.insert(record.id().to_owned(), record);
                 }
                 Err(error) => {
-                    tracing::warn!(path = %path.display(), %error, "skipping unreadable pod record");
+                    tracing::warn!(path = %path.display(), %error, kind = R::KIND, "skipping an unreadable record");
                 }
             }
         }
-        Ok(SandboxStore {
+        Ok(RecordStore {
             dir: dir.to_path_buf(),
             records: Mutex::new(records),
         })
     }
 
-    fn records(&self) -> MutexGuard<'_, HashMap<String, SandboxRecord>> {
+    fn records(&self) -> MutexGuard<'_, HashMap<String, R>> {
         self.records.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn get(&self, id: &str) -> Option<SandboxRecord> {
+    pub fn get(&self, id: &str) -> Option<R> {
         self.records().get(id).cloned()
     }
 
     /// The record whose id is `id` or starts with it, if exactly one does.
-    pub fn find(&self, id_or_prefix: &str) -> Option<SandboxRecord> {
+    pub fn find(&self, id_or_prefix: &str) -> Option<R> {
         if id_or_prefix.is_empty() {
             return None;
         }
@@ -70,27 +78,29 @@ impl SandboxStore {
         if let Some(record) = records.get(id_or_prefix) {
             return Some(record.clone());
         }
-        let mut matches = records.values().filter(|r| r.id.starts_with(id_or_prefix));
+        let mut matches = records
+            .values()
+            .filter(|r| r.id().starts_with(id_or_prefix));
         let first = matches.next()?;
         matches.next().is_none().then(|| first.clone())
     }
 
-    pub fn find_by_name(&self, reserved_name: &str) -> Option<SandboxRecord> {
+    pub fn find_by_name(&self, reserved_name: &str) -> Option<R> {
         self.records()
             .values()
-            .find(|r| r.metadata.reserved_name() == reserved_name)
+            .find(|r| r.reserved_name() == reserved_name)
             .cloned()
     }
 
-    pub fn list(&self) -> Vec<SandboxRecord> {
+    pub fn list(&self) -> Vec<R> {
         self.records().values().cloned().collect()
     }
 
     /// Writes `record` to disk (temp file, fsync, rename, fsync dir), then to memory.
-    pub fn save(&self, record: &SandboxRecord) -> Result<(), RuntimeError> {
-        let path = self.dir.join(format!("{}.json", record.id));
+    pub fn save(&self, record: &R) -> Result<(), RuntimeError> {
+        let path = self.dir.join(format!("{}.json", record.id()));
         let bytes = serde_json::to_vec_pretty(record).map_err(|e| RuntimeError::Io {
-            op: "serialize pod record",
+            op: "serialize record",
             path: path.clone(),
             source: std::io::Error::other(e),
         })?;
@@ -106,7 +116,8 @@ impl SandboxStore {
         std::fs::File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(RuntimeError::io("fsync directory", &self.dir))?;
-        self.records().insert(record.id.clone(), record.clone());
+        self.records()
+            .insert(record.id().to_owned(), record.clone());
         Ok(())
     }
 
