@@ -52,7 +52,7 @@ pub enum RuntimeError {
 
 impl RuntimeError {
     /// For `map_err`: an I/O failure of `op` on `path`.
-    pub(crate) fn io(
+    pub fn io(
         op: &'static str,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(std::io::Error) -> Self {

@@ -90,7 +90,6 @@ impl Pod {
             hostname_file: path("hostname"),
             resolv_conf: path("resolv.conf"),
             shm: Some(path("shm")),
-            sysctls: Vec::new(),
         };
         Pod { dir, context }
     }

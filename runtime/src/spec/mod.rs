@@ -47,8 +47,6 @@ pub struct PodContext {
     pub resolv_conf: PathBuf,
     /// The pod's `/dev/shm` mount dir; None: the host's `/dev/shm` (host IPC).
     pub shm: Option<PathBuf>,
-    /// Pod sysctls, dotted, already validated.
-    pub sysctls: Vec<(String, String)>,
 }
 
 /// Everything [`build`] needs.
@@ -184,6 +182,11 @@ fn annotations(request: &ContainerRequest, pod_id: &str) -> HashMap<String, Stri
     annotations
 }
 
+/// The resources of a container on this host, alone: for an update of a running container.
+pub fn linux_resources(asked: &request::Resources) -> Result<oci_spec::runtime::LinuxResources, RuntimeError> {
+    resources::resources(asked, HostPaths::default().cgroup_features())
+}
+
 /// The spec of a container on this host.
 pub fn build(inputs: &SpecInputs<'_>) -> Result<BuiltSpec, RuntimeError> {
     build_on(inputs, &HostPaths::default())
@@ -284,9 +287,6 @@ pub fn build_on(inputs: &SpecInputs<'_>, host: &HostPaths) -> Result<BuiltSpec, 
         .set_devices(Some(devices.nodes))
         .set_resources(Some(resources))
         .set_cgroups_path(Some(PathBuf::from(&inputs.cgroups_path)))
-        .set_sysctl(
-            Some(pod.sysctls.iter().cloned().collect()).filter(|s: &HashMap<_, _>| !s.is_empty()),
-        )
         .set_masked_paths(Some(masked_paths))
         .set_readonly_paths(Some(readonly_paths))
         .set_seccomp(seccomp)
@@ -387,7 +387,6 @@ mod tests {
                 hostname_file: path("pod/hostname"),
                 resolv_conf: path("pod/resolv.conf"),
                 shm: Some(path("pod/shm")),
-                sysctls: vec![("net.ipv4.ip_unprivileged_port_start".into(), "0".into())],
             };
             Fixture { dir, host, pod }
         }
@@ -520,14 +519,8 @@ mod tests {
             linux.cgroups_path().as_deref(),
             Some(Path::new("/kubepods/crius-c1"))
         );
-        assert_eq!(
-            linux
-                .sysctl()
-                .as_ref()
-                .unwrap()
-                .get("net.ipv4.ip_unprivileged_port_start"),
-            Some(&"0".to_string())
-        );
+        // Pod sysctls were set in the pod's namespaces when they were pinned.
+        assert_eq!(linux.sysctl(), &None);
         assert_eq!(linux.masked_paths().as_ref().unwrap().len(), 11);
         assert_eq!(linux.readonly_paths().as_ref().unwrap().len(), 5);
         assert_eq!(linux.seccomp(), &None);
@@ -653,7 +646,6 @@ mod tests {
         fixture.pod.host_network = true;
         fixture.pod.host_ipc = true;
         fixture.pod.shm = None;
-        fixture.pod.sysctls.clear();
         let mut request = request();
         request.security.pid_mode = ContainerPidMode::Host;
         let built = fixture.build(&request, &image()).unwrap();

@@ -85,7 +85,6 @@ mod tests {
             hostname_file: PathBuf::new(),
             resolv_conf: PathBuf::new(),
             shm: None,
-            sysctls: Vec::new(),
         }
     }
 
