@@ -21,7 +21,8 @@ use crius_runtime::monitor::{
     reopen_log, start,
 };
 use oci_spec::runtime::{
-    LinuxBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder, ProcessBuilder, Spec,
+    LinuxBuilder, LinuxMemoryBuilder, LinuxNamespaceType, LinuxResourcesBuilder, ProcessBuilder,
+    Spec,
 };
 
 const MONITOR: &str = env!("CARGO_BIN_EXE_crius-monitor");
@@ -46,6 +47,9 @@ struct Options {
     stdin_once: bool,
     log: bool,
     memory_limit: Option<i64>,
+    /// No PID namespace of its own, so that processes outlive the init (as in a pod-wide PID
+    /// namespace).
+    host_pid: bool,
 }
 
 impl Options {
@@ -61,6 +65,7 @@ impl Options {
             stdin_once: false,
             log: true,
             memory_limit: None,
+            host_pid: false,
         }
     }
 }
@@ -215,8 +220,12 @@ fn write_spec(bundle: &Path, id: &str, options: &Options) {
         resources = resources.memory(LinuxMemoryBuilder::default().limit(limit).build().unwrap());
     }
     let default_linux = spec.linux().clone().unwrap();
+    let mut namespaces = default_linux.namespaces().clone().unwrap();
+    if options.host_pid {
+        namespaces.retain(|namespace| namespace.typ() != LinuxNamespaceType::Pid);
+    }
     let linux = LinuxBuilder::default()
-        .namespaces(default_linux.namespaces().clone().unwrap())
+        .namespaces(namespaces)
         .masked_paths(default_linux.masked_paths().clone().unwrap_or_default())
         .readonly_paths(default_linux.readonly_paths().clone().unwrap_or_default())
         .cgroups_path(PathBuf::from(format!("/{CGROUP_PARENT}/{id}")))
@@ -680,4 +689,77 @@ fn the_run_dir_and_sockets_are_private() {
     assert_eq!(mode & 0o777 & !0o022, 0o640 & !0o022);
     container.runc(&["kill", &container.id, "KILL"]);
     container.wait_exit(Duration::from_secs(20));
+}
+
+#[test]
+fn a_grandchild_holding_the_output_open_does_not_hold_the_exit_up() {
+    if !is_root_or_skip("a_grandchild_holding_the_output_open") {
+        return;
+    }
+    // A quiet one: the drain ends once no output came for a moment.
+    let mut options = Options::sh("busybox sleep 30 & echo bye; exit 4");
+    options.host_pid = true;
+    let mut quiet = TestContainer::new("quiet", &options);
+    quiet.start();
+    let begin = Instant::now();
+    let status = quiet.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.exit_code, 4);
+    assert!(
+        begin.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        begin.elapsed()
+    );
+    assert_eq!(
+        stream_records(&quiet.log_records(), "stdout"),
+        [record("F", "bye")]
+    );
+    // A chatty one: the drain ends at its time limit.
+    let mut options = Options::sh(
+        "(while true; do echo spam; busybox usleep 10000; done) & usleep 100000; exit 5",
+    );
+    options.host_pid = true;
+    let mut chatty = TestContainer::new("chatty", &options);
+    chatty.start();
+    let begin = Instant::now();
+    let status = chatty.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.exit_code, 5);
+    assert!(
+        begin.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        begin.elapsed()
+    );
+    let records = chatty.log_records();
+    assert!(records.len() > 20, "{}", records.len());
+    assert!(
+        records
+            .iter()
+            .all(|(_, tag, content)| tag == "F" && content == "spam")
+    );
+}
+
+#[test]
+fn a_client_that_does_not_read_is_dropped_and_the_log_gets_everything() {
+    if !is_root_or_skip("a_client_that_does_not_read_is_dropped") {
+        return;
+    }
+    // 3000 lines of 1000 bytes: more than a client may have queued plus a socket buffer.
+    let script = "head -c 3000000 /dev/zero | tr '\\0' a | fold -w 1000";
+    let mut container = TestContainer::new("slow", &Options::sh(script));
+    container.create();
+    let mut sleeper = connect_attach(container.dir()).unwrap();
+    container.run_start();
+    let status = container.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.exit_code, 0);
+    let records = container.log_records();
+    assert_eq!(records.len(), 3000);
+    let line = "a".repeat(1000);
+    assert!(
+        records
+            .iter()
+            .all(|(stream, tag, content)| { stream == "stdout" && tag == "F" && *content == line })
+    );
+    // It got what fit, then was cut off.
+    let mut received = Vec::new();
+    let _ = sleeper.read_to_end(&mut received);
+    assert!(received.len() < 2_000_000, "{}", received.len());
 }

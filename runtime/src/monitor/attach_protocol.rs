@@ -6,6 +6,9 @@
 //! sent. A client sends [`FrameKind::Stdin`] data, [`FrameKind::Resize`] (payload: rows and
 //! columns, each a `u16` big endian; terminal only) and [`FrameKind::CloseStdin`] (empty
 //! payload). A malformed frame ends the connection.
+//!
+//! Closing stdin closes the container's stdin pipe, so the container reads EOF. With a terminal
+//! there is no pipe to close: the monitor only stops passing stdin on (containerd does the same).
 
 use std::io::{self, Write};
 

@@ -144,7 +144,9 @@ impl Report {
 /// Runs the monitor and waits for its report: Ok once `runc create` succeeded.
 ///
 /// Blocks until the monitor reports (for as long as `runc create` takes). The container is then
-/// created, not started: `runc start` starts it.
+/// created, not started: `runc start` starts it. On an error the container may still exist in the
+/// runtime (a failure after `runc create`, e.g. no pid file): the caller runs
+/// `runc delete --force` as it does for any failed creation.
 pub fn start(config: &MonitorConfig) -> Result<Started, RuntimeError> {
     let args = config.container_args();
     args.validate().map_err(RuntimeError::InvalidArgument)?;

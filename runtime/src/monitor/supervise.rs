@@ -86,7 +86,7 @@ pub fn run(args: &ContainerArgs) -> ExitCode {
         Ok(Side::Parent) => return ExitCode::SUCCESS,
         Ok(Side::Child) => {}
     }
-    let supervisor = match start_container(args, &signals) {
+    let supervisor = match start_container(args, signals) {
         Ok(supervisor) => supervisor,
         Err(message) => return fail(&message),
     };
@@ -210,17 +210,13 @@ fn set_nonblocking(fd: impl AsFd, what: &str) -> Result<(), String> {
 
 /// Sets the process up and creates the container; returns the supervisor of the running (created)
 /// container, or the error message to report.
-fn start_container(args: &ContainerArgs, signals: &SignalFd) -> Result<Supervisor, String> {
+fn start_container(args: &ContainerArgs, signals: SignalFd) -> Result<Supervisor, String> {
     set_cloexec_above_stdio()
         .map_err(|errno| format!("mark inherited fds close-on-exec: {}", errno_text(errno)))?;
     setsid().map_err(|errno| format!("setsid: {}", errno_text(errno)))?;
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|errno| format!("become a child subreaper: {}", errno_text(errno)))?;
     std::env::set_current_dir("/").map_err(|err| io_text("chdir /", &err))?;
-    let signals = signals
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|err| io_text("duplicate the signalfd", &err))?;
 
     let log = match &args.log_path {
         Some(path) => Some(ContainerLog {
@@ -304,7 +300,7 @@ fn start_container(args: &ContainerArgs, signals: &SignalFd) -> Result<Superviso
         init_pid,
         tty: args.tty,
         stdin_once: args.stdin_once,
-        signals: SignalFdReader(File::from(signals)),
+        signals,
         outputs,
         stdin: stdin.map(StdinSink::new),
         log,
@@ -407,20 +403,6 @@ fn read_container_pid(path: &Path) -> Result<Pid, String> {
         .ok_or_else(|| format!("{} holds no pid: {:?}", path.display(), truncate(text)))
 }
 
-/// Reads and discards the signals of the signalfd (the reaping itself is `waitpid`'s).
-struct SignalFdReader(File);
-
-impl SignalFdReader {
-    fn drain(&mut self) {
-        let mut info = [0u8; size_of::<libc::signalfd_siginfo>() * 8];
-        while let Ok(n) = self.0.read(&mut info) {
-            if n == 0 {
-                break;
-            }
-        }
-    }
-}
-
 /// The container's stdin: the write end of its pipe, or a duplicate of its pty master.
 struct StdinSink {
     file: File,
@@ -490,9 +472,16 @@ const OUTPUT_STREAMS: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
 
 /// How the container's init ended and when.
 struct Exit {
-    status: WaitStatus,
+    /// Its exit code, or the signal that killed it.
+    ended: Ended,
     finished_at: SystemTime,
     reaped: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Ended {
+    Exited(i32),
+    Killed(Signal),
 }
 
 /// The state of the event loop.
@@ -501,7 +490,8 @@ struct Supervisor {
     init_pid: Pid,
     tty: bool,
     stdin_once: bool,
-    signals: SignalFdReader,
+    /// SIGCHLD, SIGTERM, SIGINT and SIGHUP; read only to empty it, the reaping is `waitpid`'s.
+    signals: SignalFd,
     /// Stdout and stderr pipes, or the pty master and nothing; `None` once at EOF.
     outputs: [Option<File>; 2],
     /// `None` without `--stdin`, or once closed.
@@ -564,7 +554,7 @@ impl Supervisor {
             tokens.push(token);
             fds.push(PollFd::new(fd, events));
         };
-        add(Token::Signals, self.signals.0.as_fd(), PollFlags::POLLIN);
+        add(Token::Signals, self.signals.as_fd(), PollFlags::POLLIN);
         for (index, output) in self.outputs.iter().enumerate() {
             if let Some(output) = output {
                 add(Token::Output(index), output.as_fd(), PollFlags::POLLIN);
@@ -617,7 +607,7 @@ impl Supervisor {
         let error = PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL;
         match token {
             Token::Signals => {
-                self.signals.drain();
+                while let Ok(Some(_)) = self.signals.read_signal() {}
                 self.reap();
             }
             Token::Output(index) => return self.read_output(index),
@@ -790,18 +780,18 @@ impl Supervisor {
     }
 
     fn note_exit(&mut self, status: WaitStatus) {
-        if status.pid() == Some(self.init_pid)
-            && matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..))
-            && self.exit.is_none()
-        {
-            self.exit = Some(Exit {
-                status,
-                finished_at: SystemTime::now(),
-                reaped: Instant::now(),
-            });
-            // Nobody is left to read stdin.
-            self.stdin = None;
-        }
+        let ended = match status {
+            WaitStatus::Exited(pid, code) if pid == self.init_pid => Ended::Exited(code),
+            WaitStatus::Signaled(pid, signal, _) if pid == self.init_pid => Ended::Killed(signal),
+            _ => return,
+        };
+        self.exit = Some(Exit {
+            ended,
+            finished_at: SystemTime::now(),
+            reaped: Instant::now(),
+        });
+        // Nobody is left to read stdin.
+        self.stdin = None;
     }
 
     /// Flushes the log, writes the exit file, sends the attach clients the rest of the output
@@ -827,12 +817,11 @@ impl Supervisor {
                 .map_or(0, |since| {
                     i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
                 });
-            let status = match exit.status {
-                WaitStatus::Signaled(_, signal, _) => {
+            let status = match exit.ended {
+                Ended::Exited(code) => ExitStatus::exited(code, finished_at, oom_killed),
+                Ended::Killed(signal) => {
                     ExitStatus::signaled(signal as i32, finished_at, oom_killed)
                 }
-                WaitStatus::Exited(_, code) => ExitStatus::exited(code, finished_at, oom_killed),
-                _ => ExitStatus::exited(-1, finished_at, oom_killed),
             };
             // Nobody to tell if this fails: the daemon finds no exit file and says so.
             let _ = write_exit(&self.dir, &status);
