@@ -461,8 +461,13 @@ fn reopen_of_a_container_without_a_log_is_refused() {
     options.log = false;
     let mut container = TestContainer::new("nolog", &options);
     container.start();
+    // Idle connections do not lock the daemon out.
+    let idle: Vec<UnixStream> = (0..20)
+        .map(|_| UnixStream::connect(container.dir().join(CONTROL_SOCKET)).unwrap())
+        .collect();
     let err = reopen_log(container.dir()).unwrap_err();
     assert!(matches!(err, RuntimeError::MonitorRequest { .. }), "{err}");
+    drop(idle);
     assert!(err.to_string().contains("no log file"), "{err}");
     // An unknown request gets its own answer.
     let mut ctl = UnixStream::connect(container.dir().join(CONTROL_SOCKET)).unwrap();
@@ -691,6 +696,9 @@ fn the_run_dir_and_sockets_are_private() {
     container.wait_exit(Duration::from_secs(20));
 }
 
+/// How long the monitor drains output at most after the init died.
+const DRAIN_LIMIT_OF_THE_MONITOR: Duration = Duration::from_secs(2);
+
 #[test]
 fn a_grandchild_holding_the_output_open_does_not_hold_the_exit_up() {
     if !is_root_or_skip("a_grandchild_holding_the_output_open") {
@@ -704,11 +712,8 @@ fn a_grandchild_holding_the_output_open_does_not_hold_the_exit_up() {
     let begin = Instant::now();
     let status = quiet.wait_exit(Duration::from_secs(20));
     assert_eq!(status.exit_code, 4);
-    assert!(
-        begin.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        begin.elapsed()
-    );
+    let elapsed = begin.elapsed();
+    assert!(elapsed < DRAIN_LIMIT_OF_THE_MONITOR, "{elapsed:?}");
     assert_eq!(
         stream_records(&quiet.log_records(), "stdout"),
         [record("F", "bye")]
@@ -723,11 +728,9 @@ fn a_grandchild_holding_the_output_open_does_not_hold_the_exit_up() {
     let begin = Instant::now();
     let status = chatty.wait_exit(Duration::from_secs(20));
     assert_eq!(status.exit_code, 5);
-    assert!(
-        begin.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        begin.elapsed()
-    );
+    let elapsed = begin.elapsed();
+    assert!(elapsed >= DRAIN_LIMIT_OF_THE_MONITOR, "{elapsed:?}");
+    assert!(elapsed < DRAIN_LIMIT_OF_THE_MONITOR * 2, "{elapsed:?}");
     let records = chatty.log_records();
     assert!(records.len() > 20, "{}", records.len());
     assert!(

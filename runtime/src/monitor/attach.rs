@@ -4,11 +4,16 @@
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 
-use super::attach_protocol::{FrameDecoder, FrameError, FrameKind, TerminalSize, encode};
+use super::attach_protocol::{
+    FrameDecoder, FrameError, FrameKind, HEADER_LEN, MAX_PAYLOAD, TerminalSize, encode,
+};
 
 /// The most output queued for one client; past it the client is dropped, so a slow reader costs
 /// neither the container nor the log anything.
 pub(crate) const MAX_QUEUED_OUTPUT: usize = 1024 * 1024;
+
+/// The queue capacity an idle client keeps: one largest frame.
+const KEPT_QUEUE_CAPACITY: usize = HEADER_LEN + MAX_PAYLOAD;
 
 /// What a client asks of the container.
 #[derive(Debug, PartialEq, Eq)]
@@ -89,6 +94,8 @@ impl AttachClient {
         if self.sent == self.queue.len() {
             self.queue.clear();
             self.sent = 0;
+            // A burst for a slow client leaves no lasting footprint.
+            self.queue.shrink_to(KEPT_QUEUE_CAPACITY);
         } else if self.sent > MAX_QUEUED_OUTPUT / 2 {
             // Keep the buffer from creeping forward: move the unsent rest to its start.
             self.queue.drain(..self.sent);
@@ -149,7 +156,7 @@ impl AttachClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::monitor::attach_protocol::{MAX_PAYLOAD, write_frames};
+    use crate::monitor::attach_protocol::write_frames;
 
     fn pair() -> (AttachClient, UnixStream) {
         let (ours, theirs) = UnixStream::pair().unwrap();

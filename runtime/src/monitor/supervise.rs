@@ -62,8 +62,9 @@ const CLIENT_FLUSH_LIMIT: Duration = Duration::from_secs(1);
 /// container has taken some.
 const STDIN_HIGH_WATER: usize = 64 * 1024;
 
-/// More clients than this at once are turned away (closed on accept).
+/// More attach clients than this at once are turned away (closed on accept).
 const MAX_ATTACH_CLIENTS: usize = 128;
+/// More control clients than this at once close the oldest.
 const MAX_CONTROL_CLIENTS: usize = 16;
 
 /// How much of the end of the runtime's log is searched for its error.
@@ -445,6 +446,7 @@ impl StdinSink {
         if self.sent == self.pending.len() {
             self.pending.clear();
             self.sent = 0;
+            self.pending.shrink_to(MAX_PAYLOAD);
         }
         Ok(())
     }
@@ -715,11 +717,18 @@ impl Supervisor {
         }
     }
 
+    /// Accepts control connections. At the limit, the oldest one goes: a client that connected
+    /// and never asked anything must not lock the daemon out.
     fn accept_control(&mut self) {
         while let Ok((stream, _)) = self.control.listener.accept() {
-            if self.control_clients.len() < MAX_CONTROL_CLIENTS
-                && let Ok(client) = ControlClient::new(stream)
-            {
+            if let Ok(client) = ControlClient::new(stream) {
+                // Marked, not removed: the poll tokens of this round index the clients.
+                let open = self.control_clients.iter().filter(|c| !c.closed).count();
+                if open >= MAX_CONTROL_CLIENTS
+                    && let Some(oldest) = self.control_clients.iter_mut().find(|c| !c.closed)
+                {
+                    oldest.closed = true;
+                }
                 self.control_clients.push(client);
             }
         }
