@@ -118,7 +118,9 @@ mod tests {
             let identity = process::identify(child.id() as i32).unwrap();
             let pidfd = process::open(identity).unwrap().unwrap();
             let ended = ended.clone();
-            watcher.watch(pidfd, move || ended.send(n).unwrap()).unwrap();
+            watcher
+                .watch(pidfd, move || ended.send(n).unwrap())
+                .unwrap();
             children.push(child);
         }
         for mut child in children {

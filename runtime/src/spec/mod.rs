@@ -183,7 +183,9 @@ fn annotations(request: &ContainerRequest, pod_id: &str) -> HashMap<String, Stri
 }
 
 /// The resources of a container on this host, alone: for an update of a running container.
-pub fn linux_resources(asked: &request::Resources) -> Result<oci_spec::runtime::LinuxResources, RuntimeError> {
+pub fn linux_resources(
+    asked: &request::Resources,
+) -> Result<oci_spec::runtime::LinuxResources, RuntimeError> {
     resources::resources(asked, HostPaths::default().cgroup_features())
 }
 

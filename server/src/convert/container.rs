@@ -128,7 +128,7 @@ fn mount(mount: &cri::Mount) -> Result<MountRequest, Status> {
     })
 }
 
-fn resources(asked: &cri::LinuxContainerResources) -> Result<Resources, Status> {
+pub fn resources(asked: &cri::LinuxContainerResources) -> Result<Resources, Status> {
     let non_negative = |what: &str, value: i64| {
         u64::try_from(value)
             .map(|v| (v > 0).then_some(v))
