@@ -16,6 +16,7 @@ use crius_runtime::RuntimeError;
 use crius_runtime::monitor::attach_protocol::{
     FrameDecoder, FrameKind, TerminalSize, write_frames,
 };
+use crius_runtime::monitor::supervise::DRAIN_LIMIT;
 use crius_runtime::monitor::{
     ATTACH_SOCKET, CONTROL_SOCKET, ExitStatus, MonitorConfig, Started, connect_attach, read_exit,
     reopen_log, start,
@@ -696,9 +697,6 @@ fn the_run_dir_and_sockets_are_private() {
     container.wait_exit(Duration::from_secs(20));
 }
 
-/// How long the monitor drains output at most after the init died.
-const DRAIN_LIMIT_OF_THE_MONITOR: Duration = Duration::from_secs(2);
-
 #[test]
 fn a_grandchild_holding_the_output_open_does_not_hold_the_exit_up() {
     if !is_root_or_skip("a_grandchild_holding_the_output_open") {
@@ -713,7 +711,7 @@ fn a_grandchild_holding_the_output_open_does_not_hold_the_exit_up() {
     let status = quiet.wait_exit(Duration::from_secs(20));
     assert_eq!(status.exit_code, 4);
     let elapsed = begin.elapsed();
-    assert!(elapsed < DRAIN_LIMIT_OF_THE_MONITOR, "{elapsed:?}");
+    assert!(elapsed < DRAIN_LIMIT, "{elapsed:?}");
     assert_eq!(
         stream_records(&quiet.log_records(), "stdout"),
         [record("F", "bye")]
@@ -729,8 +727,8 @@ fn a_grandchild_holding_the_output_open_does_not_hold_the_exit_up() {
     let status = chatty.wait_exit(Duration::from_secs(20));
     assert_eq!(status.exit_code, 5);
     let elapsed = begin.elapsed();
-    assert!(elapsed >= DRAIN_LIMIT_OF_THE_MONITOR, "{elapsed:?}");
-    assert!(elapsed < DRAIN_LIMIT_OF_THE_MONITOR * 2, "{elapsed:?}");
+    assert!(elapsed >= DRAIN_LIMIT, "{elapsed:?}");
+    assert!(elapsed < DRAIN_LIMIT * 2, "{elapsed:?}");
     let records = chatty.log_records();
     assert!(records.len() > 20, "{}", records.len());
     assert!(

@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The longest content of one record; longer lines are split into partial records.
-pub const MAX_LOG_LINE: usize = 16 * 1024;
+pub(crate) const MAX_LOG_LINE: usize = 16 * 1024;
 
 /// `2026-11-22T10:11:12.123456789Z`
 const TIMESTAMP_LEN: usize = 30;

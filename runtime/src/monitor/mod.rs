@@ -38,7 +38,6 @@ use serde::{Deserialize, Serialize};
 
 pub use args::ContainerArgs;
 pub use exit_file::{EXIT_FILE, ExitStatus, read_exit};
-pub use log_writer::MAX_LOG_LINE;
 
 use crate::RuntimeError;
 

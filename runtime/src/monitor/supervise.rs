@@ -50,10 +50,10 @@ use crate::sys::monitor::{
 };
 
 /// After the init died: the output counts as drained once no data came for this long.
-pub(crate) const DRAIN_QUIET: Duration = Duration::from_millis(100);
+pub const DRAIN_QUIET: Duration = Duration::from_millis(100);
 
 /// After the init died: the most time spent draining output that a grandchild keeps coming.
-pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// After the exit file: the most time spent sending attach clients their remaining output.
 const CLIENT_FLUSH_LIMIT: Duration = Duration::from_secs(1);
