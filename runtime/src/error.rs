@@ -68,10 +68,7 @@ pub enum RuntimeError {
 
 impl RuntimeError {
     /// For `map_err`: an I/O failure of `op` on `path`.
-    pub fn io(
-        op: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Self {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| RuntimeError::Io { op, path, source }
     }
