@@ -263,8 +263,27 @@ pub fn connect_attach(dir: &Path) -> Result<UnixStream, RuntimeError> {
     connect(dir, &dir.join(ATTACH_SOCKET))
 }
 
+/// Connects to a socket of the run dir `dir` through a descriptor of the dir, so that the
+/// address stays short however long the dir's path is.
 fn connect(dir: &Path, socket: &Path) -> Result<UnixStream, RuntimeError> {
-    UnixStream::connect(socket).map_err(|err| {
+    let dir_fd = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|err| {
+        let err = std::io::Error::from(err);
+        if is_gone(&err) {
+            gone(dir)
+        } else {
+            RuntimeError::io("open", dir)(err)
+        }
+    })?;
+    let name = socket.file_name().unwrap_or_default();
+    let short = Path::new("/proc/self/fd")
+        .join(std::os::fd::AsRawFd::as_raw_fd(&dir_fd).to_string())
+        .join(name);
+    UnixStream::connect(short).map_err(|err| {
         if is_gone(&err) {
             gone(dir)
         } else {
