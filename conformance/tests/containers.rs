@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crius_conformance::containers::{ContainerFixture, joined, read_log};
 use crius_conformance::fixture::spec;
+use crius_conformance::image::{LayerBuilder, OciImage, RunConfig, STATIC_BUSYBOX, busybox_layer};
 use k8s_cri::v1 as cri;
 use tonic::Code;
 
@@ -549,4 +550,353 @@ async fn an_image_used_by_a_container_is_not_removed() {
         })
         .await
         .unwrap();
+}
+
+/// An image whose `/etc/passwd` and `/etc/group` know a user `app`, which its config runs as.
+fn users_image() -> OciImage {
+    let accounts = LayerBuilder::default()
+        .dir("etc", 0o755)
+        .unwrap()
+        .file(
+            "etc/passwd",
+            0o644,
+            b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+        )
+        .unwrap()
+        .file(
+            "etc/group",
+            0o644,
+            b"root:x:0:\napp:x:1000:\nextra:x:2000:app\nother:x:3000:\n",
+        )
+        .unwrap();
+    OciImage::build(
+        vec![busybox_layer(Path::new(STATIC_BUSYBOX)).unwrap(), accounts],
+        &RunConfig {
+            user: "app".into(),
+            env: vec!["PATH=/bin".into()],
+            ..RunConfig::default()
+        },
+    )
+    .unwrap()
+}
+
+/// The busybox image with a last layer of hostile account files.
+fn hostile_accounts_image(layer: LayerBuilder) -> OciImage {
+    OciImage::build(
+        vec![busybox_layer(Path::new(STATIC_BUSYBOX)).unwrap(), layer],
+        &RunConfig::default(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn users_and_groups_are_resolved_from_the_image_files() {
+    require_root!();
+    let mut fx = ContainerFixture::new().await;
+    let image = fx.push_and_pull("users", "1", &users_image()).await;
+    let pod = fx.pod().await;
+    let command = sh("id -u; id -g; id -G; echo $HOME");
+    let with = |name: &str, context: Option<cri::LinuxContainerSecurityContext>| {
+        let mut config = fx.config(name, &command);
+        config.image = Some(spec(&image));
+        config.linux.as_mut().unwrap().security_context = context;
+        config
+    };
+    let image_user = with("image-user", None);
+    let merged = with(
+        "merged",
+        Some(cri::LinuxContainerSecurityContext {
+            run_as_username: "app".into(),
+            run_as_group: Some(cri::Int64Value { value: 3000 }),
+            supplemental_groups: vec![4000],
+            ..Default::default()
+        }),
+    );
+    let strict = with(
+        "strict",
+        Some(cri::LinuxContainerSecurityContext {
+            run_as_user: Some(cri::Int64Value { value: 1000 }),
+            supplemental_groups: vec![4000],
+            supplemental_groups_policy: cri::SupplementalGroupsPolicy::Strict.into(),
+            ..Default::default()
+        }),
+    );
+    let (status, stdout, _) = fx.run_to_exit(&pod, image_user).await;
+    assert_eq!(stdout, "1000\n1000\n1000 2000\n/home/app\n");
+    let user = status.user.unwrap().linux.unwrap();
+    assert_eq!(
+        (user.uid, user.gid, user.supplemental_groups),
+        (1000, 1000, vec![1000, 2000])
+    );
+    let (_, stdout, _) = fx.run_to_exit(&pod, merged).await;
+    assert_eq!(stdout, "1000\n3000\n3000 2000 4000\n/home/app\n");
+    let (_, stdout, _) = fx.run_to_exit(&pod, strict).await;
+    assert_eq!(stdout, "1000\n1000\n1000 4000\n/home/app\n");
+}
+
+#[tokio::test]
+async fn hostile_account_files_in_an_image_are_refused_quickly() {
+    require_root!();
+    let mut fx = ContainerFixture::new().await;
+    let pod = fx.pod().await;
+    let images = [
+        (
+            "passwd-to-dev-zero",
+            LayerBuilder::default()
+                .raw_entry(tar::EntryType::Symlink, "etc/passwd", "/dev/zero", b"")
+                .unwrap(),
+        ),
+        (
+            "etc-out-of-the-rootfs",
+            // Resolved in the rootfs, this leads to its own empty /proc, not to the host's
+            // /etc: the user is not found.
+            LayerBuilder::default()
+                .raw_entry(tar::EntryType::Symlink, "etc", "/proc/1/root/etc", b"")
+                .unwrap(),
+        ),
+        (
+            "passwd-over-10-mib",
+            LayerBuilder::default()
+                .file("etc/passwd", 0o644, &vec![b'#'; 11 << 20])
+                .unwrap(),
+        ),
+    ];
+    for (name, layer) in images {
+        let image = fx
+            .push_and_pull(name, "1", &hostile_accounts_image(layer))
+            .await;
+        let mut config = fx.config(name, &["/bin/true"]);
+        config.image = Some(spec(&image));
+        config.linux.as_mut().unwrap().security_context =
+            Some(cri::LinuxContainerSecurityContext {
+                run_as_username: "root".into(),
+                ..Default::default()
+            });
+        let started = std::time::Instant::now();
+        let refused = fx.create(&pod, config).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Code::InvalidArgument,
+            "{name}: {}",
+            refused.message()
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{name}");
+    }
+    assert!(fx.list(cri::ContainerFilter::default()).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_log_is_byte_exact_across_reopens_while_the_container_writes_100_mb() {
+    require_root!();
+    let mut fx = ContainerFixture::new().await;
+    let pod = fx.pod().await;
+    // 12.5 million numbered lines: 100 MB.
+    const LINES: u64 = 12_500_000;
+    let id = fx
+        .run(
+            &pod,
+            fx.config("flood", &["/bin/seq", "1", &LINES.to_string()]),
+        )
+        .await;
+    let log_path = std::path::PathBuf::from(fx.status(&id).await.unwrap().log_path);
+    let mut rotated = Vec::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let target = log_path.with_extension(format!("log.{}", rotated.len()));
+        std::fs::rename(&log_path, &target).unwrap();
+        rotated.push(target);
+        let reopened = fx
+            .client()
+            .runtime
+            .reopen_container_log(cri::ReopenContainerLogRequest {
+                container_id: id.clone(),
+            })
+            .await;
+        if let Err(status) = reopened {
+            // The container ended meanwhile: the monitor wrote its last records before the
+            // rename, and nothing more comes.
+            assert_eq!(
+                status.code(),
+                Code::FailedPrecondition,
+                "{}",
+                status.message()
+            );
+            break;
+        }
+        assert!(log_path.exists(), "reopen creates the file again");
+    }
+    let status = fx.wait_exited(&id).await;
+    assert_eq!(status.exit_code, 0);
+    rotated.push(log_path);
+    assert!(rotated.len() > 2, "the writer ended before a second reopen");
+    let mut expected = 1u64;
+    for file in &rotated {
+        let bytes = std::fs::read(file).unwrap_or_default();
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let mut fields = line.splitn(4, |&b| b == b' ');
+            let (_, stream, tag, content) = (
+                fields.next(),
+                fields.next().unwrap(),
+                fields.next().unwrap(),
+                fields.next().unwrap(),
+            );
+            assert_eq!((stream, tag), (&b"stdout"[..], &b"F"[..]));
+            assert_eq!(
+                content,
+                expected.to_string().as_bytes(),
+                "in {}",
+                file.display()
+            );
+            expected += 1;
+        }
+    }
+    assert_eq!(expected, LINES + 1);
+    fx.remove(&id).await.unwrap();
+}
+
+#[tokio::test]
+async fn security_settings_reach_the_process() {
+    require_root!();
+    let mut fx = ContainerFixture::new().await;
+    let pod = fx.pod().await;
+    let status_fields =
+        sh("grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\\t' ' '");
+    let base = fx.config("secure", &status_fields);
+    let with = |context: cri::LinuxContainerSecurityContext| {
+        let mut config = base.clone();
+        config.linux.as_mut().unwrap().security_context = Some(context);
+        config
+    };
+    let confined = with(cri::LinuxContainerSecurityContext {
+        capabilities: Some(cri::Capability {
+            drop_capabilities: vec!["ALL".into()],
+            add_capabilities: vec!["NET_ADMIN".into()],
+            ..Default::default()
+        }),
+        no_new_privs: true,
+        seccomp: Some(cri::SecurityProfile {
+            profile_type: cri::security_profile::ProfileType::RuntimeDefault.into(),
+            localhost_ref: String::new(),
+        }),
+        ..Default::default()
+    });
+    let (_, stdout, _) = fx.run_to_exit(&pod, confined).await;
+    assert_eq!(
+        stdout,
+        "CapEff: 0000000000001000\nNoNewPrivs: 1\nSeccomp: 2\n"
+    );
+    let unconfined = with(cri::LinuxContainerSecurityContext::default());
+    let (_, stdout, _) = fx.run_to_exit(&pod, unconfined).await;
+    assert!(stdout.ends_with("NoNewPrivs: 0\nSeccomp: 0\n"), "{stdout}");
+
+    let mut readonly = fx.config("readonly", &sh("touch /new || echo refused"));
+    readonly.linux.as_mut().unwrap().security_context = Some(cri::LinuxContainerSecurityContext {
+        readonly_rootfs: true,
+        ..Default::default()
+    });
+    let (_, stdout, _) = fx.run_to_exit(&pod, readonly).await;
+    assert_eq!(stdout, "refused\n");
+}
+
+#[tokio::test]
+async fn host_paths_are_mounted_as_asked() {
+    require_root!();
+    let mut fx = ContainerFixture::new().await;
+    let pod = fx.pod().await;
+    let host = fx.pods.dir().join("shared");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("greeting"), "hello\n").unwrap();
+    // Reached through a symlink, as hostPath volumes may be.
+    std::os::unix::fs::symlink(&host, fx.pods.dir().join("link")).unwrap();
+    let mut config = fx.config(
+        "mounts",
+        &sh("cat /data/greeting; echo x > /data/new || echo refused; echo y > /rw/new"),
+    );
+    config.mounts = vec![
+        cri::Mount {
+            container_path: "/data".into(),
+            host_path: fx.pods.dir().join("link").display().to_string(),
+            readonly: true,
+            ..Default::default()
+        },
+        cri::Mount {
+            container_path: "/rw".into(),
+            host_path: host.display().to_string(),
+            ..Default::default()
+        },
+    ];
+    let (status, stdout, _) = fx.run_to_exit(&pod, config).await;
+    assert_eq!(stdout, "hello\nrefused\n");
+    assert_eq!(std::fs::read_to_string(host.join("new")).unwrap(), "y\n");
+    assert_eq!(status.mounts.len(), 2);
+    assert_eq!(status.mounts[0].container_path, "/data");
+    assert!(status.mounts[0].readonly);
+}
+
+#[tokio::test]
+async fn pid_namespace_modes_decide_what_a_container_sees() {
+    require_root!();
+    let mut fx = ContainerFixture::new().await;
+    let mode = |pid: cri::NamespaceMode| {
+        Some(cri::NamespaceOption {
+            pid: pid.into(),
+            ..Default::default()
+        })
+    };
+    let script = sh("cat /proc/1/comm; echo $$");
+    let with = |fx: &ContainerFixture, pid: cri::NamespaceMode| {
+        let mut config = fx.config(
+            &format!("pid-{}", pid.as_str_name().to_lowercase()),
+            &script,
+        );
+        config.linux.as_mut().unwrap().security_context =
+            Some(cri::LinuxContainerSecurityContext {
+                namespace_options: mode(pid),
+                ..Default::default()
+            });
+        config
+    };
+    let pod = fx.pod().await;
+    let (_, stdout, _) = fx
+        .run_to_exit(&pod, with(&fx, cri::NamespaceMode::Container))
+        .await;
+    assert_eq!(stdout, "sh\n1\n");
+    let (_, stdout, _) = fx
+        .run_to_exit(&pod, with(&fx, cri::NamespaceMode::Pod))
+        .await;
+    assert!(
+        stdout.starts_with("crius-pod-init\n") && stdout != "crius-pod-init\n1\n",
+        "{stdout}"
+    );
+    let host_pod = fx
+        .pod_with(|config| {
+            config.linux.as_mut().unwrap().security_context =
+                Some(cri::LinuxSandboxSecurityContext {
+                    namespace_options: mode(cri::NamespaceMode::Node),
+                    ..Default::default()
+                });
+        })
+        .await;
+    let mut config = with(&fx, cri::NamespaceMode::Node);
+    config.command = sh(&format!(
+        "test -d /proc/{} && echo host",
+        std::process::id()
+    ))
+    .into_iter()
+    .map(str::to_string)
+    .collect();
+    let (_, stdout, _) = fx.run_to_exit(&host_pod, config).await;
+    assert_eq!(stdout, "host\n");
+}
+
+#[tokio::test]
+async fn a_tty_container_logs_its_terminal_output() {
+    require_root!();
+    let mut fx = ContainerFixture::new().await;
+    let pod = fx.pod().await;
+    let mut config = fx.config("tty", &sh("test -t 1 && echo terminal"));
+    config.tty = true;
+    let (status, stdout, _) = fx.run_to_exit(&pod, config).await;
+    assert_eq!(status.exit_code, 0);
+    assert_eq!(stdout.trim_end(), "terminal");
 }
