@@ -1,5 +1,5 @@
 //! The command line of `crius-monitor container`: a flat list of `--flag value` pairs and
-//! switches, built by the daemon ([`super::MonitorConfig`]) and parsed back by the monitor.
+//! switches, built by the daemon (for [`super::start`]) and parsed back by the monitor.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
