@@ -10,21 +10,9 @@ use std::time::Duration;
 use crius_conformance::containers::{ContainerFixture, joined, read_log};
 use crius_conformance::fixture::spec;
 use crius_conformance::image::{LayerBuilder, OciImage, RunConfig, STATIC_BUSYBOX, busybox_layer};
+use crius_conformance::require_root;
 use k8s_cri::v1 as cri;
 use tonic::Code;
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("!!! SKIPPED: containers need root");
-            return;
-        }
-    };
-}
 
 fn sh(script: &str) -> Vec<&str> {
     vec!["/bin/sh", "-c", script]
@@ -37,7 +25,7 @@ fn memory_cgroup(path: &str) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn a_container_runs_logs_exits_and_leaves_nothing_when_removed() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let mut config = fx.config("hello", &sh("echo out; echo err >&2; exit 3"));
@@ -98,7 +86,7 @@ async fn a_container_runs_logs_exits_and_leaves_nothing_when_removed() {
 
 #[tokio::test]
 async fn stop_escalates_to_sigkill_after_the_timeout() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     // The shell ignores SIGTERM; its children live on when it is killed, unless crius kills
@@ -128,7 +116,7 @@ async fn stop_escalates_to_sigkill_after_the_timeout() {
 
 #[tokio::test]
 async fn a_container_that_handles_sigterm_stops_with_its_own_exit_code() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let id = fx
@@ -149,7 +137,7 @@ async fn a_container_that_handles_sigterm_stops_with_its_own_exit_code() {
 
 #[tokio::test]
 async fn created_and_running_containers_are_removed_whole() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let created = fx
@@ -168,7 +156,7 @@ async fn created_and_running_containers_are_removed_whole() {
 
 #[tokio::test]
 async fn list_containers_filters_by_id_prefix_state_pod_and_labels() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod_a = fx.pod().await;
     let pod_b = fx.pod().await;
@@ -212,7 +200,7 @@ async fn list_containers_filters_by_id_prefix_state_pod_and_labels() {
 
 #[tokio::test]
 async fn create_container_is_retry_safe_and_names_are_unique_in_a_pod() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let config = fx.config("same", &["/bin/sleep", "600"]);
@@ -226,7 +214,7 @@ async fn create_container_is_retry_safe_and_names_are_unique_in_a_pod() {
 
 #[tokio::test]
 async fn bad_requests_are_refused_and_leave_nothing_behind() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let mut cases: Vec<(&str, cri::ContainerConfig, Code)> = Vec::new();
@@ -298,7 +286,7 @@ async fn bad_requests_are_refused_and_leave_nothing_behind() {
 
 #[tokio::test]
 async fn environment_working_dir_and_arguments_follow_the_kubernetes_rules() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let mut config = fx.config("env", &["/bin/sh", "-c"]);
@@ -319,7 +307,7 @@ async fn environment_working_dir_and_arguments_follow_the_kubernetes_rules() {
 
 #[tokio::test]
 async fn the_container_init_sees_only_its_stdio() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     // `ls` runs in a child; PID 1 is the shell the OCI runtime started.
@@ -331,7 +319,7 @@ async fn the_container_init_sees_only_its_stdio() {
 
 #[tokio::test]
 async fn users_groups_and_supplemental_groups_come_from_the_request_and_the_image() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let id_command = sh("id -u; id -g; id -G");
@@ -355,7 +343,7 @@ async fn users_groups_and_supplemental_groups_come_from_the_request_and_the_imag
 
 #[tokio::test]
 async fn a_container_over_its_memory_limit_is_oom_killed_and_says_so() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     // The shell's variable grows without bound.
@@ -376,7 +364,7 @@ async fn a_container_over_its_memory_limit_is_oom_killed_and_says_so() {
 
 #[tokio::test]
 async fn stats_come_from_the_container_cgroup() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let id = fx
@@ -425,7 +413,7 @@ async fn stats_come_from_the_container_cgroup() {
 
 #[tokio::test]
 async fn resources_are_updated_in_the_cgroup() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let id = fx
@@ -464,7 +452,7 @@ async fn resources_are_updated_in_the_cgroup() {
 
 #[tokio::test]
 async fn stopping_a_pod_stops_its_containers_and_removing_it_removes_them() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let id = fx
@@ -482,7 +470,7 @@ async fn stopping_a_pod_stops_its_containers_and_removing_it_removes_them() {
 
 #[tokio::test]
 async fn containers_survive_a_daemon_kill_and_report_what_happened_meanwhile() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let long = fx
@@ -525,7 +513,7 @@ async fn containers_survive_a_daemon_kill_and_report_what_happened_meanwhile() {
 
 #[tokio::test]
 async fn an_image_used_by_a_container_is_not_removed() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let id = fx
@@ -591,7 +579,7 @@ fn hostile_accounts_image(layer: LayerBuilder) -> OciImage {
 
 #[tokio::test]
 async fn users_and_groups_are_resolved_from_the_image_files() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let image = fx.push_and_pull("users", "1", &users_image()).await;
     let pod = fx.pod().await;
@@ -636,7 +624,7 @@ async fn users_and_groups_are_resolved_from_the_image_files() {
 
 #[tokio::test]
 async fn hostile_account_files_in_an_image_are_refused_quickly() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let images = [
@@ -687,7 +675,7 @@ async fn hostile_account_files_in_an_image_are_refused_quickly() {
 
 #[tokio::test]
 async fn the_log_is_byte_exact_across_reopens_while_the_container_writes_100_mb() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     // 12.5 million numbered lines: 100 MB.
@@ -756,7 +744,7 @@ async fn the_log_is_byte_exact_across_reopens_while_the_container_writes_100_mb(
 
 #[tokio::test]
 async fn security_settings_reach_the_process() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let status_fields =
@@ -800,7 +788,7 @@ async fn security_settings_reach_the_process() {
 
 #[tokio::test]
 async fn host_paths_are_mounted_as_asked() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let host = fx.pods.dir().join("shared");
@@ -835,7 +823,7 @@ async fn host_paths_are_mounted_as_asked() {
 
 #[tokio::test]
 async fn pid_namespace_modes_decide_what_a_container_sees() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let mode = |pid: cri::NamespaceMode| {
         Some(cri::NamespaceOption {
@@ -891,7 +879,7 @@ async fn pid_namespace_modes_decide_what_a_container_sees() {
 
 #[tokio::test]
 async fn a_tty_container_logs_its_terminal_output() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let mut config = fx.config("tty", &sh("test -t 1 && echo terminal"));
