@@ -176,6 +176,7 @@ impl ContainerManager {
         let built_record = record.clone();
         let (built, started) = run_blocking(move || {
             let record = built_record;
+            let began = std::time::Instant::now();
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -183,6 +184,7 @@ impl ContainerManager {
                 .map_err(RuntimeError::io("create directory", &record.dir))?;
             let rootfs_dir = record.dir.join("rootfs");
             rootfs::mount(&layers, &record.layer_dir, &rootfs_dir)?;
+            let mounted = began.elapsed();
             let built = spec::build(&SpecInputs {
                 id: &record.id,
                 request: &container,
@@ -193,6 +195,7 @@ impl ContainerManager {
                 target_pid_ns,
             })?;
             write_spec(&record.dir, &built.spec)?;
+            let specified = began.elapsed();
             if let Some(parent) = record
                 .log_path
                 .parent()
@@ -220,6 +223,13 @@ impl ContainerManager {
                     oom_cgroup: Some(ContainerManager::memory_cgroup(&record.cgroups_path)),
                 },
             )?;
+            tracing::debug!(
+                container_id = %record.id,
+                rootfs_ms = mounted.as_secs_f64() * 1e3,
+                spec_ms = (specified - mounted).as_secs_f64() * 1e3,
+                monitor_ms = (began.elapsed() - specified).as_secs_f64() * 1e3,
+                "container set up"
+            );
             Ok::<_, RuntimeError>((built, started))
         })
         .await
