@@ -56,7 +56,8 @@ impl CriusPaths {
         CriusPaths {
             socket: dir.join("run/crius.sock"),
             root: dir.join("lib"),
-            state_dir: dir.join("run/state"),
+            // Short: unix socket paths under it (container monitors') have a 107-byte limit.
+            state_dir: dir.join("s"),
             cni_config_dir: dir.join("net.d"),
             config_file: dir.join("crius.toml"),
             log: dir.join("crius.log"),

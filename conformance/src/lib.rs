@@ -8,6 +8,8 @@
 //! - [`registry::TestRegistry`]: Debian's `docker-registry` on 127.0.0.1 and a random port, with a
 //!   minimal OCI distribution push client.
 //! - [`pods::PodFixture`]: a crius on a bridge network of its own, for pod tests.
+//! - [`containers::ContainerFixture`]: that, plus a registry and the busybox image pulled, for
+//!   container tests, with readers of the kubelet log format.
 //! - [`cni`]: network configurations for the real CNI plugins of Debian's
 //!   `containernetworking-plugins`.
 //! - [`containerd::Containerd`]: containerd from Debian, the benchmarks' baseline, and
@@ -23,6 +25,7 @@ pub mod bench;
 pub mod client;
 pub mod cni;
 pub mod containerd;
+pub mod containers;
 pub mod daemon;
 pub mod fixture;
 pub mod hostile_registry;

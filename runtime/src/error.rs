@@ -48,14 +48,27 @@ pub enum RuntimeError {
         id: String,
         message: String,
     },
+    /// The OCI runtime (or the monitor around it) could not create the container.
+    #[error("creating container {id} failed: {message}")]
+    ContainerCreate { id: String, message: String },
+    /// The monitor of a container ended without the report it owes.
+    #[error("monitor of container {id} failed: {message}")]
+    MonitorFailed { id: String, message: String },
+    /// The monitor of a container run dir is not there any more: the container has exited.
+    #[error("the monitor in {} is gone: the container is not running", dir.display())]
+    MonitorGone { dir: PathBuf },
+    /// The monitor answered a control request with an error.
+    #[error("monitor in {} refused {request}: {message}", dir.display())]
+    MonitorRequest {
+        dir: PathBuf,
+        request: &'static str,
+        message: String,
+    },
 }
 
 impl RuntimeError {
     /// For `map_err`: an I/O failure of `op` on `path`.
-    pub(crate) fn io(
-        op: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Self {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| RuntimeError::Io { op, path, source }
     }
@@ -69,7 +82,11 @@ impl RuntimeError {
             RuntimeError::Io { .. }
             | RuntimeError::PinNamespaces { .. }
             | RuntimeError::PodInitStillRunning { .. }
-            | RuntimeError::OciRuntime { .. } => RuntimeErrorKind::Internal,
+            | RuntimeError::OciRuntime { .. }
+            | RuntimeError::ContainerCreate { .. }
+            | RuntimeError::MonitorFailed { .. }
+            | RuntimeError::MonitorGone { .. }
+            | RuntimeError::MonitorRequest { .. } => RuntimeErrorKind::Internal,
         }
     }
 }

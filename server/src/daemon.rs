@@ -17,6 +17,7 @@ use tower_http::classify::GrpcFailureClass;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::containers::ContainerManager;
 use crate::image_service::{CriImageService, ImageServiceServer};
 use crate::pods::PodManager;
 use crate::runtime_service::{CriRuntimeService, RuntimeServiceServer};
@@ -44,11 +45,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .await
             .context("open the pod store")?,
     );
-    let runtime_service = RuntimeServiceServer::new(CriRuntimeService::new(config.clone(), pods))
-        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    let containers = ContainerManager::open(
+        config.clone(),
+        pods.clone(),
+        image_store.clone(),
+        node_rebooted,
+    )
+    .await
+    .context("open the container store")?;
+    let runtime_service = RuntimeServiceServer::new(CriRuntimeService::new(
+        config.clone(),
+        pods,
+        containers.clone(),
+    ))
+    .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
     let image_service = ImageServiceServer::new(CriImageService::new(
         image_store,
+        containers,
         &config.image.sandbox_image,
     ))
     .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)

@@ -7,6 +7,7 @@
 mod blocking;
 pub mod cli;
 pub mod config;
+mod containers;
 mod convert;
 mod creations;
 pub mod daemon;

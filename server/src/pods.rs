@@ -24,7 +24,7 @@ use crate::status::{cni as cni_status, runtime as runtime_status};
 const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// The burst given with a pod's bandwidth limit (the plugin's maximum, as containerd sets it).
 const BANDWIDTH_BURST_BITS: u64 = u32::MAX as u64;
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 #[derive(Debug)]
 pub struct PodManager {

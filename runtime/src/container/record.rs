@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::record_store::Record;
+use crate::spec::request::MountRequest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ContainerState {
@@ -42,18 +43,6 @@ pub struct ExitRecord {
     pub message: String,
 }
 
-/// A mount as the request asked for it, reported back in ContainerStatus.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MountSummary {
-    pub container_path: String,
-    pub host_path: String,
-    pub readonly: bool,
-    pub recursive_read_only: bool,
-    pub selinux_relabel: bool,
-    /// The CRI propagation enum value.
-    pub propagation: i32,
-}
-
 /// The user the container's process runs as.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserSummary {
@@ -83,7 +72,8 @@ pub struct ContainerRecord {
     pub annotations: BTreeMap<String, String>,
     /// The host path of the kubelet log file; empty when the pod has no log directory.
     pub log_path: PathBuf,
-    pub mounts: Vec<MountSummary>,
+    /// The mounts as asked, reported back in ContainerStatus.
+    pub mounts: Vec<MountRequest>,
     pub user: UserSummary,
     pub runtime_handler: String,
     pub stop_signal: i32,

@@ -1,6 +1,7 @@
 //! Privileged kernel operations behind narrow traits: a real Linux implementation each, and
 //! hand-written fakes for unit tests. The only place in the crate that may use `unsafe`.
 
+pub(crate) mod monitor;
 pub(crate) mod mount;
 pub(crate) mod namespace;
 mod netdev;

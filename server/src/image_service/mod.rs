@@ -11,6 +11,8 @@ use crius_image_store::images::ImageRecord;
 use crius_image_store::reference::Reference;
 use crius_image_store::store::ImageStore;
 use k8s_cri::v1 as cri;
+
+use crate::containers::ContainerManager;
 use k8s_cri::v1::image_service_server::ImageService;
 use tonic::{Request, Response, Status};
 
@@ -19,17 +21,24 @@ pub use k8s_cri::v1::image_service_server::ImageServiceServer;
 #[derive(Debug)]
 pub struct CriImageService {
     store: Arc<ImageStore>,
+    /// Consulted before an image is removed: one that containers use stays.
+    containers: Arc<ContainerManager>,
     /// The pause image, normalized: pinned, so image garbage collection keeps it.
     sandbox_image: Option<Reference>,
 }
 
 impl CriImageService {
-    pub fn new(store: Arc<ImageStore>, sandbox_image: &str) -> Self {
+    pub fn new(
+        store: Arc<ImageStore>,
+        containers: Arc<ContainerManager>,
+        sandbox_image: &str,
+    ) -> Self {
         let sandbox_image = Reference::parse(sandbox_image)
             .inspect_err(|e| tracing::warn!(error = %e, "sandbox_image is not a valid reference"))
             .ok();
         CriImageService {
             store,
+            containers,
             sandbox_image,
         }
     }

@@ -1,5 +1,6 @@
 //! The CRI `RuntimeService`: a thin trait impl that hands each RPC to its own module.
 
+mod container;
 mod runtime_config;
 mod sandbox;
 mod status;
@@ -15,6 +16,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::config::Config;
+use crate::containers::ContainerManager;
 use crate::pods::PodManager;
 use crate::status::not_built;
 
@@ -24,11 +26,20 @@ pub use k8s_cri::v1::runtime_service_server::RuntimeServiceServer;
 pub struct CriRuntimeService {
     config: Arc<Config>,
     pods: Arc<PodManager>,
+    containers: Arc<ContainerManager>,
 }
 
 impl CriRuntimeService {
-    pub fn new(config: Arc<Config>, pods: Arc<PodManager>) -> Self {
-        CriRuntimeService { config, pods }
+    pub fn new(
+        config: Arc<Config>,
+        pods: Arc<PodManager>,
+        containers: Arc<ContainerManager>,
+    ) -> Self {
+        CriRuntimeService {
+            config,
+            pods,
+            containers,
+        }
     }
 }
 
@@ -92,7 +103,7 @@ impl RuntimeService for CriRuntimeService {
         &self,
         request: Request<cri::StopPodSandboxRequest>,
     ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
-        sandbox::stop(&self.pods, request.get_ref())
+        sandbox::stop(&self.pods, &self.containers, request.get_ref())
             .await
             .map(Response::new)
     }
@@ -101,7 +112,7 @@ impl RuntimeService for CriRuntimeService {
         &self,
         request: Request<cri::RemovePodSandboxRequest>,
     ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
-        sandbox::remove(&self.pods, request.get_ref())
+        sandbox::remove(&self.pods, &self.containers, request.get_ref())
             .await
             .map(Response::new)
     }
@@ -120,6 +131,95 @@ impl RuntimeService for CriRuntimeService {
         Ok(Response::new(sandbox::list(&self.pods, request.get_ref())))
     }
 
+    async fn create_container(
+        &self,
+        request: Request<cri::CreateContainerRequest>,
+    ) -> Result<Response<cri::CreateContainerResponse>, Status> {
+        container::create(&self.containers, request.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    async fn start_container(
+        &self,
+        request: Request<cri::StartContainerRequest>,
+    ) -> Result<Response<cri::StartContainerResponse>, Status> {
+        container::start(&self.containers, request.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    async fn stop_container(
+        &self,
+        request: Request<cri::StopContainerRequest>,
+    ) -> Result<Response<cri::StopContainerResponse>, Status> {
+        container::stop(&self.containers, request.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    async fn remove_container(
+        &self,
+        request: Request<cri::RemoveContainerRequest>,
+    ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
+        container::remove(&self.containers, request.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_containers(
+        &self,
+        request: Request<cri::ListContainersRequest>,
+    ) -> Result<Response<cri::ListContainersResponse>, Status> {
+        Ok(Response::new(container::list(
+            &self.containers,
+            request.get_ref(),
+        )))
+    }
+
+    async fn container_status(
+        &self,
+        request: Request<cri::ContainerStatusRequest>,
+    ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
+        container::container_status(&self.containers, request.get_ref()).map(Response::new)
+    }
+
+    async fn update_container_resources(
+        &self,
+        request: Request<cri::UpdateContainerResourcesRequest>,
+    ) -> Result<Response<cri::UpdateContainerResourcesResponse>, Status> {
+        container::update_resources(&self.containers, request.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    async fn reopen_container_log(
+        &self,
+        request: Request<cri::ReopenContainerLogRequest>,
+    ) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
+        container::reopen_log(&self.containers, request.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    async fn container_stats(
+        &self,
+        request: Request<cri::ContainerStatsRequest>,
+    ) -> Result<Response<cri::ContainerStatsResponse>, Status> {
+        container::stats(&self.containers, request.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_container_stats(
+        &self,
+        request: Request<cri::ListContainerStatsRequest>,
+    ) -> Result<Response<cri::ListContainerStatsResponse>, Status> {
+        Ok(Response::new(
+            container::list_stats(&self.containers, request.get_ref()).await,
+        ))
+    }
+
     type GetContainerEventsStream = ContainerEventStream;
 
     async fn get_container_events(
@@ -130,20 +230,10 @@ impl RuntimeService for CriRuntimeService {
     }
 
     not_built_yet! {
-        create_container(CreateContainerRequest) -> CreateContainerResponse = "CreateContainer";
-        start_container(StartContainerRequest) -> StartContainerResponse = "StartContainer";
-        stop_container(StopContainerRequest) -> StopContainerResponse = "StopContainer";
-        remove_container(RemoveContainerRequest) -> RemoveContainerResponse = "RemoveContainer";
-        list_containers(ListContainersRequest) -> ListContainersResponse = "ListContainers";
-        container_status(ContainerStatusRequest) -> ContainerStatusResponse = "ContainerStatus";
-        update_container_resources(UpdateContainerResourcesRequest) -> UpdateContainerResourcesResponse = "UpdateContainerResources";
-        reopen_container_log(ReopenContainerLogRequest) -> ReopenContainerLogResponse = "ReopenContainerLog";
         exec_sync(ExecSyncRequest) -> ExecSyncResponse = "ExecSync";
         exec(ExecRequest) -> ExecResponse = "Exec";
         attach(AttachRequest) -> AttachResponse = "Attach";
         port_forward(PortForwardRequest) -> PortForwardResponse = "PortForward";
-        container_stats(ContainerStatsRequest) -> ContainerStatsResponse = "ContainerStats";
-        list_container_stats(ListContainerStatsRequest) -> ListContainerStatsResponse = "ListContainerStats";
         pod_sandbox_stats(PodSandboxStatsRequest) -> PodSandboxStatsResponse = "PodSandboxStats";
         list_pod_sandbox_stats(ListPodSandboxStatsRequest) -> ListPodSandboxStatsResponse = "ListPodSandboxStats";
         update_runtime_config(UpdateRuntimeConfigRequest) -> UpdateRuntimeConfigResponse = "UpdateRuntimeConfig";

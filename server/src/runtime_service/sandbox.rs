@@ -8,6 +8,7 @@ use k8s_cri::v1 as cri;
 use tonic::Status;
 
 use crate::config::Config;
+use crate::containers::ContainerManager;
 use crate::convert::sandbox::{matches, pod_spec, sandbox, status};
 use crate::creations::request_digest;
 use crate::pods::PodManager;
@@ -33,21 +34,31 @@ fn required_id(id: &str) -> Result<&str, Status> {
 
 pub async fn stop(
     pods: &PodManager,
+    containers: &ContainerManager,
     request: &cri::StopPodSandboxRequest,
 ) -> Result<cri::StopPodSandboxResponse, Status> {
     let id = required_id(&request.pod_sandbox_id)?;
     tracing::Span::current().record("pod_id", id);
-    pods.stop(id).await?;
+    let Some(pod) = pods.find(id) else {
+        return Ok(cri::StopPodSandboxResponse {});
+    };
+    containers.stop_pod_containers(&pod.id).await?;
+    pods.stop(&pod.id).await?;
     Ok(cri::StopPodSandboxResponse {})
 }
 
 pub async fn remove(
     pods: &PodManager,
+    containers: &ContainerManager,
     request: &cri::RemovePodSandboxRequest,
 ) -> Result<cri::RemovePodSandboxResponse, Status> {
     let id = required_id(&request.pod_sandbox_id)?;
     tracing::Span::current().record("pod_id", id);
-    pods.remove(id).await?;
+    let Some(pod) = pods.find(id) else {
+        return Ok(cri::RemovePodSandboxResponse {});
+    };
+    containers.remove_pod_containers(&pod.id).await?;
+    pods.remove(&pod.id).await?;
     Ok(cri::RemovePodSandboxResponse {})
 }
 
