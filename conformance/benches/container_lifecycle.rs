@@ -87,6 +87,19 @@ struct Created {
 }
 
 impl Created {
+    fn forget_container(&mut self, id: &str) {
+        self.containers.retain(|c| c != id);
+    }
+
+    /// Stops and removes the pods, which hold no containers any more.
+    async fn remove_pods(&mut self, client: &mut CriClient) -> anyhow::Result<()> {
+        for id in self.pods.clone() {
+            stop_and_remove_pod(client, &id).await?;
+            self.pods.retain(|p| *p != id);
+        }
+        Ok(())
+    }
+
     /// Stops and removes what is left, best effort: for a run that failed half way.
     async fn remove_all(&mut self, client: &mut CriClient) {
         for id in std::mem::take(&mut self.containers) {
@@ -341,6 +354,34 @@ async fn start_container(client: &mut CriClient, id: &str) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Fails unless the runtime reports the container in `state`: a call that returned early would
+/// make its time meaningless.
+async fn expect_state(
+    client: &mut CriClient,
+    id: &str,
+    state: cri::ContainerState,
+) -> anyhow::Result<()> {
+    let status = bounded(
+        "ContainerStatus",
+        client
+            .runtime
+            .container_status(cri::ContainerStatusRequest {
+                container_id: id.to_string(),
+                verbose: false,
+            }),
+    )
+    .await?
+    .status
+    .context("ContainerStatus without a status")?;
+    if status.state != state as i32 {
+        bail!(
+            "container {id} is {:?}, not {state:?}",
+            cri::ContainerState::try_from(status.state)
+        );
+    }
+    Ok(())
+}
+
 async fn stop_container(client: &mut CriClient, id: &str) -> anyhow::Result<()> {
     bounded(
         "StopContainer",
@@ -412,21 +453,22 @@ async fn time_lifecycle(
         let started = Instant::now();
         start_container(client, &id).await?;
         let start = started.elapsed();
+        expect_state(client, &id, cri::ContainerState::ContainerRunning).await?;
         times.create.push(create);
         times.start.push(start);
         times.create_start.push(create + start);
     }
-    for id in std::mem::take(&mut created.containers) {
+    for id in created.containers.clone() {
         let started = Instant::now();
         stop_container(client, &id).await?;
         times.stop.push(started.elapsed());
+        expect_state(client, &id, cri::ContainerState::ContainerExited).await?;
         let started = Instant::now();
         remove_container(client, &id).await?;
         times.remove.push(started.elapsed());
+        created.forget_container(&id);
     }
-    for id in std::mem::take(&mut created.pods) {
-        stop_and_remove_pod(client, &id).await?;
-    }
+    created.remove_pods(client).await?;
     Ok(times)
 }
 
@@ -467,6 +509,7 @@ async fn measure_memory(
         let id = create_container(client, &pod_id, &config, image_ref).await?;
         created.containers.push(id.clone());
         start_container(client, &id).await?;
+        expect_state(client, &id, cri::ContainerState::ContainerRunning).await?;
     }
     tokio::time::sleep(SETTLE).await;
     let after = mem_available(&proc).await?;
@@ -479,13 +522,12 @@ async fn measure_memory(
         per_container_total.rss_bytes += memory.rss_bytes;
         per_container_total.pss_bytes += memory.pss_bytes;
     }
-    for id in std::mem::take(&mut created.containers) {
+    for id in created.containers.clone() {
         stop_container(client, &id).await?;
         remove_container(client, &id).await?;
+        created.forget_container(&id);
     }
-    for id in std::mem::take(&mut created.pods) {
-        stop_and_remove_pod(client, &id).await?;
-    }
+    created.remove_pods(client).await?;
     let left_running = wait_for_exits(&proc, &processes, subject.per_container_executable).await;
     Ok(MemoryFigures {
         pods,
@@ -712,15 +754,14 @@ async fn run_crius(
     image: &str,
     plan: Plan,
 ) -> anyhow::Result<Measurements> {
-    let crius_dir = dir.join("crius");
+    // Right in the temp dir: the monitors' socket paths under the state dir are near the limit.
     let paths = CriusPaths {
         cni_config_dir: cni_dir.to_path_buf(),
         log_level: "info",
-        ..CriusPaths::under(&crius_dir)
+        ..CriusPaths::under(dir)
     };
-    std::fs::create_dir_all(paths.config_file.parent().context("config dir")?)?;
     std::fs::write(&paths.config_file, "")?;
-    let registries_conf = crius_dir.join("registries.conf");
+    let registries_conf = dir.join("registries.conf");
     std::fs::write(
         &registries_conf,
         format!("[[registry]]\nlocation = \"{registry_host}\"\ninsecure = true\n"),
@@ -1021,7 +1062,14 @@ fn report(
             / median(&theirs.lifecycle.create_start).as_secs_f64();
         let rss = ours_m.rss / theirs_m.rss;
         let pss = ours_m.pss / theirs_m.pss;
-        let node = ours_m.mem_available_drop_per_pod / theirs_m.mem_available_drop_per_pod;
+        // A MemAvailable that grew over the pods says only that other work freed more.
+        let node = if ours_m.mem_available_drop_per_pod > 0.0
+            && theirs_m.mem_available_drop_per_pod > 0.0
+        {
+            ours_m.mem_available_drop_per_pod / theirs_m.mem_available_drop_per_pod
+        } else {
+            f64::NAN
+        };
         let accounted = ours_m.accounted_per_pod / theirs_m.accounted_per_pod;
         let monitor_rss_kib = ours_m.rss / 1024.0;
         println!(
@@ -1032,16 +1080,23 @@ fn report(
             "goals: Create+Start median <= 0.6x containerd: {create_start:.2}x ({}); monitor <= \
              1 MiB RSS: {monitor_rss_kib:.0} KiB ({}); per-pod node memory <= 0.4x containerd: \
              MemAvailable {node:.2}x ({}), accounted {accounted:.2}x ({})",
-            met(create_start <= 0.6),
-            met(monitor_rss_kib <= 1024.0),
-            met(node <= 0.4),
-            met(accounted <= 0.4)
+            met(create_start, 0.6),
+            met(monitor_rss_kib, 1024.0),
+            met(node, 0.4),
+            met(accounted, 0.4)
         );
     }
 }
 
-fn met(yes: bool) -> &'static str {
-    if yes { "met" } else { "not met" }
+/// Whether a goal `value <= limit` is met; NaN (not measurable) is said as such.
+fn met(value: f64, limit: f64) -> &'static str {
+    if value.is_nan() {
+        "not measurable: MemAvailable grew"
+    } else if value <= limit {
+        "met"
+    } else {
+        "not met"
+    }
 }
 
 #[tokio::main]
