@@ -4,7 +4,7 @@
 //! loopback registry and pulled by each runtime) and the same CNI conflist (bridge + portmap);
 //! the floor no runtime can beat, `runc create`, `runc start` and `runc delete -f` of a plain
 //! bundle on the same busybox rootfs (a directory, no overlay); and what 20 pods with one running
-//! container each cost in memory: the daemon's VmRSS, the RSS and PSS of the per-container
+//! container each cost in memory: the daemon's VmRSS, the RSS, PSS and USS of the per-container
 //! processes (`crius-monitor`; `containerd-shim-runc-v2`, which serves a whole pod) and the drop
 //! of the node's MemAvailable, per pod.
 //!
@@ -143,6 +143,7 @@ struct MemoryFigures {
 struct AverageMemory {
     rss: f64,
     pss: f64,
+    uss: f64,
 }
 
 impl MemoryFigures {
@@ -151,6 +152,7 @@ impl MemoryFigures {
         AverageMemory {
             rss: self.per_container_total.rss_bytes as f64 / processes,
             pss: self.per_container_total.pss_bytes as f64 / processes,
+            uss: self.per_container_total.uss_bytes as f64 / processes,
         }
     }
 
@@ -173,6 +175,7 @@ impl MemoryFigures {
 struct MemorySummary {
     rss: f64,
     pss: f64,
+    uss: f64,
     mem_available_drop_per_pod: f64,
     accounted_per_pod: f64,
 }
@@ -191,6 +194,7 @@ impl MemorySummary {
         MemorySummary {
             rss: median_of(rounds, |r| r.per_container().rss),
             pss: median_of(rounds, |r| r.per_container().pss),
+            uss: median_of(rounds, |r| r.per_container().uss),
             mem_available_drop_per_pod: median_of(
                 rounds,
                 MemoryFigures::mem_available_drop_per_pod,
@@ -521,6 +525,7 @@ async fn measure_memory(
         let memory = proc.memory(*pid)?;
         per_container_total.rss_bytes += memory.rss_bytes;
         per_container_total.pss_bytes += memory.pss_bytes;
+        per_container_total.uss_bytes += memory.uss_bytes;
     }
     for id in created.containers.clone() {
         stop_container(client, &id).await?;
@@ -1027,7 +1032,7 @@ fn report(
         for (round, memory) in rounds.iter().enumerate() {
             println!(
                 "  round {}: daemon VmRSS {:.1} MiB ({:+.1} over the pods); {} per-container \
-                 processes, RSS {:.0} KiB, PSS {:.0} KiB each, {} running {EXIT_PATIENCE:?} after \
+                 processes, RSS {:.0} KiB, PSS {:.0} KiB, USS {:.0} KiB each, {} running {EXIT_PATIENCE:?} after \
                  removal; MemAvailable drop {:.2} MiB per pod (idle drift {IDLE_WINDOW:?} before: \
                  {:.1} MiB); accounted {:.2} MiB per pod (pod cgroups {:+.1} MiB in all)",
                 round + 1,
@@ -1036,6 +1041,7 @@ fn report(
                 memory.per_container_processes,
                 memory.per_container().rss / 1024.0,
                 memory.per_container().pss / 1024.0,
+                memory.per_container().uss / 1024.0,
                 memory.left_running,
                 mib(memory.mem_available_drop_per_pod()),
                 mib(memory.idle_drift_bytes as f64),
@@ -1045,10 +1051,11 @@ fn report(
         }
         let summary = MemorySummary::of(rounds);
         println!(
-            "  median of rounds: per-container process RSS {:.0} KiB, PSS {:.0} KiB; per pod: \
-             MemAvailable drop {:.2} MiB, accounted {:.2} MiB",
+            "  median of rounds: per-container process RSS {:.0} KiB, PSS {:.0} KiB, USS {:.0} \
+             KiB; per pod: MemAvailable drop {:.2} MiB, accounted {:.2} MiB",
             summary.rss / 1024.0,
             summary.pss / 1024.0,
+            summary.uss / 1024.0,
             mib(summary.mem_available_drop_per_pod),
             mib(summary.accounted_per_pod)
         );
@@ -1062,6 +1069,7 @@ fn report(
             / median(&theirs.lifecycle.create_start).as_secs_f64();
         let rss = ours_m.rss / theirs_m.rss;
         let pss = ours_m.pss / theirs_m.pss;
+        let uss = ours_m.uss / theirs_m.uss;
         // A MemAvailable that grew over the pods says only that other work freed more.
         let node = if ours_m.mem_available_drop_per_pod > 0.0
             && theirs_m.mem_available_drop_per_pod > 0.0
@@ -1073,7 +1081,8 @@ fn report(
         let accounted = ours_m.accounted_per_pod / theirs_m.accounted_per_pod;
         let monitor_rss_kib = ours_m.rss / 1024.0;
         println!(
-            "ratios crius/containerd: per-container process RSS {rss:.3}, PSS {pss:.3}; per pod: \
+            "ratios crius/containerd: per-container process RSS {rss:.3}, PSS {pss:.3}, USS \
+             {uss:.3}; per pod: \
              MemAvailable drop {node:.2}, accounted {accounted:.2}"
         );
         println!(

@@ -1,5 +1,5 @@
 //! Memory as procfs reports it, for the benchmarks: a process's resident set (`VmRSS`), its
-//! resident and proportional set sizes (`smaps_rollup`), the node's `MemAvailable`, and the
+//! resident, proportional and unique set sizes (`smaps_rollup`), the node's `MemAvailable`, and the
 //! process facts needed to tell which processes to count (parent, executable).
 //!
 //! Every read goes through a [`Procfs`] rooted at `/proc` on the host, or at a directory of fake
@@ -9,13 +9,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-/// A process's resident set and its proportional share of it, in bytes.
+/// A process's resident set, its proportional share of it and the part only it maps, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ProcessMemory {
     /// `Rss`: every page mapped and resident, shared pages counted in full.
     pub rss_bytes: u64,
     /// `Pss`: shared pages divided among the processes that map them.
     pub pss_bytes: u64,
+    /// USS, `Private_Clean` + `Private_Dirty`: what the process alone maps, freed when it exits.
+    pub uss_bytes: u64,
 }
 
 /// The procfs the readings come from.
@@ -54,14 +56,16 @@ impl Procfs {
             .with_context(|| format!("VmRSS of process {pid}"))
     }
 
-    /// `Rss` and `Pss` of `/proc/<pid>/smaps_rollup`.
+    /// `Rss`, `Pss` and `Private_Clean` + `Private_Dirty` of `/proc/<pid>/smaps_rollup`.
     pub fn memory(&self, pid: u32) -> anyhow::Result<ProcessMemory> {
         let rollup = self.read(&format!("{pid}/smaps_rollup"))?;
+        let field = |name: &str| {
+            kib_field(&rollup, name).with_context(|| format!("{name} of process {pid}"))
+        };
         Ok(ProcessMemory {
-            rss_bytes: kib_field(&rollup, "Rss:")
-                .with_context(|| format!("Rss of process {pid}"))?,
-            pss_bytes: kib_field(&rollup, "Pss:")
-                .with_context(|| format!("Pss of process {pid}"))?,
+            rss_bytes: field("Rss:")?,
+            pss_bytes: field("Pss:")?,
+            uss_bytes: field("Private_Clean:")? + field("Private_Dirty:")?,
         })
     }
 
@@ -125,7 +129,9 @@ mod tests {
         std::fs::write(
             dir.path().join("42/smaps_rollup"),
             "5581d5a3e000-7ffd1a9f6000 ---p 00000000 00:00 0                          [rollup]\n\
-             Rss:                 812 kB\nPss:                 301 kB\nPss_Dirty:   100 kB\n",
+             Rss:                 812 kB\nPss:                 301 kB\nPss_Dirty:   100 kB\n\
+             Shared_Clean:        600 kB\nShared_Dirty:          0 kB\n\
+             Private_Clean:        12 kB\nPrivate_Dirty:       200 kB\n",
         )
         .unwrap();
         std::os::unix::fs::symlink(
@@ -147,7 +153,8 @@ mod tests {
             proc.memory(42).unwrap(),
             ProcessMemory {
                 rss_bytes: 812 * 1024,
-                pss_bytes: 301 * 1024
+                pss_bytes: 301 * 1024,
+                uss_bytes: 212 * 1024,
             }
         );
     }
