@@ -25,6 +25,8 @@ pub struct ContainerFixture {
     /// The busybox image, as pulled.
     pub image: String,
     pods_made: usize,
+    /// Holds the registries.conf the daemon reads at every pull.
+    _conf_dir: tempfile::TempDir,
 }
 
 /// One record of a kubelet CRI log file.
@@ -63,18 +65,16 @@ impl ContainerFixture {
             ),
         )
         .await;
-        // The daemon read it at start; the pulls read it again, so it must stay.
-        std::fs::copy(&conf, pods.dir().join("registries.conf")).unwrap();
         let mut fixture = ContainerFixture {
             pods,
             registry,
             image: String::new(),
             pods_made: 0,
+            _conf_dir: conf_dir,
         };
         fixture.image = fixture
             .push_and_pull("busybox", "1", &busybox_image().unwrap())
             .await;
-        drop(conf_dir);
         fixture
     }
 

@@ -56,8 +56,7 @@ impl CriusPaths {
         CriusPaths {
             socket: dir.join("run/crius.sock"),
             root: dir.join("lib"),
-            // Short: unix socket paths under it (container monitors') have a 107-byte limit.
-            state_dir: dir.join("s"),
+            state_dir: dir.join("run/state"),
             cni_config_dir: dir.join("net.d"),
             config_file: dir.join("crius.toml"),
             log: dir.join("crius.log"),

@@ -33,3 +33,19 @@ pub mod image;
 pub mod memory;
 pub mod pods;
 pub mod registry;
+
+/// Whether the suite runs as root, as the pod and container tests need.
+pub fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}
+
+/// Ends a test that needs root, loudly, when the suite does not run as root.
+#[macro_export]
+macro_rules! require_root {
+    ($what:literal) => {
+        if !$crate::is_root() {
+            eprintln!(concat!("!!! SKIPPED: ", $what, " need root"));
+            return;
+        }
+    };
+}

@@ -9,21 +9,10 @@ use std::time::Duration;
 
 use crius_conformance::containers::{ContainerFixture, joined, read_log};
 use crius_conformance::fixture::spec;
+use crius_conformance::image::{LayerBuilder, OciImage, RunConfig, STATIC_BUSYBOX, busybox_layer};
+use crius_conformance::require_root;
 use k8s_cri::v1 as cri;
 use tonic::Code;
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("!!! SKIPPED: containers need root");
-            return;
-        }
-    };
-}
 
 fn sh(script: &str) -> Vec<&str> {
     vec!["/bin/sh", "-c", script]
@@ -36,7 +25,7 @@ fn memory_cgroup(path: &str) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn a_container_runs_logs_exits_and_leaves_nothing_when_removed() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let mut config = fx.config("hello", &sh("echo out; echo err >&2; exit 3"));
@@ -97,7 +86,7 @@ async fn a_container_runs_logs_exits_and_leaves_nothing_when_removed() {
 
 #[tokio::test]
 async fn stop_escalates_to_sigkill_after_the_timeout() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     // The shell ignores SIGTERM; its children live on when it is killed, unless crius kills
@@ -127,7 +116,7 @@ async fn stop_escalates_to_sigkill_after_the_timeout() {
 
 #[tokio::test]
 async fn a_container_that_handles_sigterm_stops_with_its_own_exit_code() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let id = fx
@@ -148,7 +137,7 @@ async fn a_container_that_handles_sigterm_stops_with_its_own_exit_code() {
 
 #[tokio::test]
 async fn created_and_running_containers_are_removed_whole() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let created = fx
@@ -167,7 +156,7 @@ async fn created_and_running_containers_are_removed_whole() {
 
 #[tokio::test]
 async fn list_containers_filters_by_id_prefix_state_pod_and_labels() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod_a = fx.pod().await;
     let pod_b = fx.pod().await;
@@ -211,7 +200,7 @@ async fn list_containers_filters_by_id_prefix_state_pod_and_labels() {
 
 #[tokio::test]
 async fn create_container_is_retry_safe_and_names_are_unique_in_a_pod() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let config = fx.config("same", &["/bin/sleep", "600"]);
@@ -225,7 +214,7 @@ async fn create_container_is_retry_safe_and_names_are_unique_in_a_pod() {
 
 #[tokio::test]
 async fn bad_requests_are_refused_and_leave_nothing_behind() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let mut cases: Vec<(&str, cri::ContainerConfig, Code)> = Vec::new();
@@ -297,7 +286,7 @@ async fn bad_requests_are_refused_and_leave_nothing_behind() {
 
 #[tokio::test]
 async fn environment_working_dir_and_arguments_follow_the_kubernetes_rules() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let mut config = fx.config("env", &["/bin/sh", "-c"]);
@@ -318,7 +307,7 @@ async fn environment_working_dir_and_arguments_follow_the_kubernetes_rules() {
 
 #[tokio::test]
 async fn the_container_init_sees_only_its_stdio() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     // `ls` runs in a child; PID 1 is the shell the OCI runtime started.
@@ -330,7 +319,7 @@ async fn the_container_init_sees_only_its_stdio() {
 
 #[tokio::test]
 async fn users_groups_and_supplemental_groups_come_from_the_request_and_the_image() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let id_command = sh("id -u; id -g; id -G");
@@ -354,7 +343,7 @@ async fn users_groups_and_supplemental_groups_come_from_the_request_and_the_imag
 
 #[tokio::test]
 async fn a_container_over_its_memory_limit_is_oom_killed_and_says_so() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     // The shell's variable grows without bound.
@@ -375,7 +364,7 @@ async fn a_container_over_its_memory_limit_is_oom_killed_and_says_so() {
 
 #[tokio::test]
 async fn stats_come_from_the_container_cgroup() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let id = fx
@@ -424,7 +413,7 @@ async fn stats_come_from_the_container_cgroup() {
 
 #[tokio::test]
 async fn resources_are_updated_in_the_cgroup() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let id = fx
@@ -463,7 +452,7 @@ async fn resources_are_updated_in_the_cgroup() {
 
 #[tokio::test]
 async fn stopping_a_pod_stops_its_containers_and_removing_it_removes_them() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let id = fx
@@ -481,7 +470,7 @@ async fn stopping_a_pod_stops_its_containers_and_removing_it_removes_them() {
 
 #[tokio::test]
 async fn containers_survive_a_daemon_kill_and_report_what_happened_meanwhile() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let long = fx
@@ -524,7 +513,7 @@ async fn containers_survive_a_daemon_kill_and_report_what_happened_meanwhile() {
 
 #[tokio::test]
 async fn an_image_used_by_a_container_is_not_removed() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let pod = fx.pod().await;
     let id = fx
@@ -549,4 +538,353 @@ async fn an_image_used_by_a_container_is_not_removed() {
         })
         .await
         .unwrap();
+}
+
+/// An image whose `/etc/passwd` and `/etc/group` know a user `app`, which its config runs as.
+fn users_image() -> OciImage {
+    let accounts = LayerBuilder::default()
+        .dir("etc", 0o755)
+        .unwrap()
+        .file(
+            "etc/passwd",
+            0o644,
+            b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+        )
+        .unwrap()
+        .file(
+            "etc/group",
+            0o644,
+            b"root:x:0:\napp:x:1000:\nextra:x:2000:app\nother:x:3000:\n",
+        )
+        .unwrap();
+    OciImage::build(
+        vec![busybox_layer(Path::new(STATIC_BUSYBOX)).unwrap(), accounts],
+        &RunConfig {
+            user: "app".into(),
+            env: vec!["PATH=/bin".into()],
+            ..RunConfig::default()
+        },
+    )
+    .unwrap()
+}
+
+/// The busybox image with a last layer of hostile account files.
+fn hostile_accounts_image(layer: LayerBuilder) -> OciImage {
+    OciImage::build(
+        vec![busybox_layer(Path::new(STATIC_BUSYBOX)).unwrap(), layer],
+        &RunConfig::default(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn users_and_groups_are_resolved_from_the_image_files() {
+    require_root!("containers");
+    let mut fx = ContainerFixture::new().await;
+    let image = fx.push_and_pull("users", "1", &users_image()).await;
+    let pod = fx.pod().await;
+    let command = sh("id -u; id -g; id -G; echo $HOME");
+    let with = |name: &str, context: Option<cri::LinuxContainerSecurityContext>| {
+        let mut config = fx.config(name, &command);
+        config.image = Some(spec(&image));
+        config.linux.as_mut().unwrap().security_context = context;
+        config
+    };
+    let image_user = with("image-user", None);
+    let merged = with(
+        "merged",
+        Some(cri::LinuxContainerSecurityContext {
+            run_as_username: "app".into(),
+            run_as_group: Some(cri::Int64Value { value: 3000 }),
+            supplemental_groups: vec![4000],
+            ..Default::default()
+        }),
+    );
+    let strict = with(
+        "strict",
+        Some(cri::LinuxContainerSecurityContext {
+            run_as_user: Some(cri::Int64Value { value: 1000 }),
+            supplemental_groups: vec![4000],
+            supplemental_groups_policy: cri::SupplementalGroupsPolicy::Strict.into(),
+            ..Default::default()
+        }),
+    );
+    let (status, stdout, _) = fx.run_to_exit(&pod, image_user).await;
+    assert_eq!(stdout, "1000\n1000\n1000 2000\n/home/app\n");
+    let user = status.user.unwrap().linux.unwrap();
+    assert_eq!(
+        (user.uid, user.gid, user.supplemental_groups),
+        (1000, 1000, vec![1000, 2000])
+    );
+    let (_, stdout, _) = fx.run_to_exit(&pod, merged).await;
+    assert_eq!(stdout, "1000\n3000\n3000 2000 4000\n/home/app\n");
+    let (_, stdout, _) = fx.run_to_exit(&pod, strict).await;
+    assert_eq!(stdout, "1000\n1000\n1000 4000\n/home/app\n");
+}
+
+#[tokio::test]
+async fn hostile_account_files_in_an_image_are_refused_quickly() {
+    require_root!("containers");
+    let mut fx = ContainerFixture::new().await;
+    let pod = fx.pod().await;
+    let images = [
+        (
+            "passwd-to-dev-zero",
+            LayerBuilder::default()
+                .raw_entry(tar::EntryType::Symlink, "etc/passwd", "/dev/zero", b"")
+                .unwrap(),
+        ),
+        (
+            "etc-out-of-the-rootfs",
+            // Resolved in the rootfs, this leads to its own empty /proc, not to the host's
+            // /etc: the user is not found.
+            LayerBuilder::default()
+                .raw_entry(tar::EntryType::Symlink, "etc", "/proc/1/root/etc", b"")
+                .unwrap(),
+        ),
+        (
+            "passwd-over-10-mib",
+            LayerBuilder::default()
+                .file("etc/passwd", 0o644, &vec![b'#'; 11 << 20])
+                .unwrap(),
+        ),
+    ];
+    for (name, layer) in images {
+        let image = fx
+            .push_and_pull(name, "1", &hostile_accounts_image(layer))
+            .await;
+        let mut config = fx.config(name, &["/bin/true"]);
+        config.image = Some(spec(&image));
+        config.linux.as_mut().unwrap().security_context =
+            Some(cri::LinuxContainerSecurityContext {
+                run_as_username: "root".into(),
+                ..Default::default()
+            });
+        let started = std::time::Instant::now();
+        let refused = fx.create(&pod, config).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Code::InvalidArgument,
+            "{name}: {}",
+            refused.message()
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{name}");
+    }
+    assert!(fx.list(cri::ContainerFilter::default()).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_log_is_byte_exact_across_reopens_while_the_container_writes_100_mb() {
+    require_root!("containers");
+    let mut fx = ContainerFixture::new().await;
+    let pod = fx.pod().await;
+    // 12.5 million numbered lines: 100 MB.
+    const LINES: u64 = 12_500_000;
+    let id = fx
+        .run(
+            &pod,
+            fx.config("flood", &["/bin/seq", "1", &LINES.to_string()]),
+        )
+        .await;
+    let log_path = std::path::PathBuf::from(fx.status(&id).await.unwrap().log_path);
+    let mut rotated = Vec::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let target = log_path.with_extension(format!("log.{}", rotated.len()));
+        std::fs::rename(&log_path, &target).unwrap();
+        rotated.push(target);
+        let reopened = fx
+            .client()
+            .runtime
+            .reopen_container_log(cri::ReopenContainerLogRequest {
+                container_id: id.clone(),
+            })
+            .await;
+        if let Err(status) = reopened {
+            // The container ended meanwhile: the monitor wrote its last records before the
+            // rename, and nothing more comes.
+            assert_eq!(
+                status.code(),
+                Code::FailedPrecondition,
+                "{}",
+                status.message()
+            );
+            break;
+        }
+        assert!(log_path.exists(), "reopen creates the file again");
+    }
+    let status = fx.wait_exited(&id).await;
+    assert_eq!(status.exit_code, 0);
+    rotated.push(log_path);
+    assert!(rotated.len() > 2, "the writer ended before a second reopen");
+    let mut expected = 1u64;
+    for file in &rotated {
+        let bytes = std::fs::read(file).unwrap_or_default();
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let mut fields = line.splitn(4, |&b| b == b' ');
+            let (_, stream, tag, content) = (
+                fields.next(),
+                fields.next().unwrap(),
+                fields.next().unwrap(),
+                fields.next().unwrap(),
+            );
+            assert_eq!((stream, tag), (&b"stdout"[..], &b"F"[..]));
+            assert_eq!(
+                content,
+                expected.to_string().as_bytes(),
+                "in {}",
+                file.display()
+            );
+            expected += 1;
+        }
+    }
+    assert_eq!(expected, LINES + 1);
+    fx.remove(&id).await.unwrap();
+}
+
+#[tokio::test]
+async fn security_settings_reach_the_process() {
+    require_root!("containers");
+    let mut fx = ContainerFixture::new().await;
+    let pod = fx.pod().await;
+    let status_fields =
+        sh("grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\\t' ' '");
+    let base = fx.config("secure", &status_fields);
+    let with = |context: cri::LinuxContainerSecurityContext| {
+        let mut config = base.clone();
+        config.linux.as_mut().unwrap().security_context = Some(context);
+        config
+    };
+    let confined = with(cri::LinuxContainerSecurityContext {
+        capabilities: Some(cri::Capability {
+            drop_capabilities: vec!["ALL".into()],
+            add_capabilities: vec!["NET_ADMIN".into()],
+            ..Default::default()
+        }),
+        no_new_privs: true,
+        seccomp: Some(cri::SecurityProfile {
+            profile_type: cri::security_profile::ProfileType::RuntimeDefault.into(),
+            localhost_ref: String::new(),
+        }),
+        ..Default::default()
+    });
+    let (_, stdout, _) = fx.run_to_exit(&pod, confined).await;
+    assert_eq!(
+        stdout,
+        "CapEff: 0000000000001000\nNoNewPrivs: 1\nSeccomp: 2\n"
+    );
+    let unconfined = with(cri::LinuxContainerSecurityContext::default());
+    let (_, stdout, _) = fx.run_to_exit(&pod, unconfined).await;
+    assert!(stdout.ends_with("NoNewPrivs: 0\nSeccomp: 0\n"), "{stdout}");
+
+    let mut readonly = fx.config("readonly", &sh("touch /new || echo refused"));
+    readonly.linux.as_mut().unwrap().security_context = Some(cri::LinuxContainerSecurityContext {
+        readonly_rootfs: true,
+        ..Default::default()
+    });
+    let (_, stdout, _) = fx.run_to_exit(&pod, readonly).await;
+    assert_eq!(stdout, "refused\n");
+}
+
+#[tokio::test]
+async fn host_paths_are_mounted_as_asked() {
+    require_root!("containers");
+    let mut fx = ContainerFixture::new().await;
+    let pod = fx.pod().await;
+    let host = fx.pods.dir().join("shared");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("greeting"), "hello\n").unwrap();
+    // Reached through a symlink, as hostPath volumes may be.
+    std::os::unix::fs::symlink(&host, fx.pods.dir().join("link")).unwrap();
+    let mut config = fx.config(
+        "mounts",
+        &sh("cat /data/greeting; echo x > /data/new || echo refused; echo y > /rw/new"),
+    );
+    config.mounts = vec![
+        cri::Mount {
+            container_path: "/data".into(),
+            host_path: fx.pods.dir().join("link").display().to_string(),
+            readonly: true,
+            ..Default::default()
+        },
+        cri::Mount {
+            container_path: "/rw".into(),
+            host_path: host.display().to_string(),
+            ..Default::default()
+        },
+    ];
+    let (status, stdout, _) = fx.run_to_exit(&pod, config).await;
+    assert_eq!(stdout, "hello\nrefused\n");
+    assert_eq!(std::fs::read_to_string(host.join("new")).unwrap(), "y\n");
+    assert_eq!(status.mounts.len(), 2);
+    assert_eq!(status.mounts[0].container_path, "/data");
+    assert!(status.mounts[0].readonly);
+}
+
+#[tokio::test]
+async fn pid_namespace_modes_decide_what_a_container_sees() {
+    require_root!("containers");
+    let mut fx = ContainerFixture::new().await;
+    let mode = |pid: cri::NamespaceMode| {
+        Some(cri::NamespaceOption {
+            pid: pid.into(),
+            ..Default::default()
+        })
+    };
+    let script = sh("cat /proc/1/comm; echo $$");
+    let with = |fx: &ContainerFixture, pid: cri::NamespaceMode| {
+        let mut config = fx.config(
+            &format!("pid-{}", pid.as_str_name().to_lowercase()),
+            &script,
+        );
+        config.linux.as_mut().unwrap().security_context =
+            Some(cri::LinuxContainerSecurityContext {
+                namespace_options: mode(pid),
+                ..Default::default()
+            });
+        config
+    };
+    let pod = fx.pod().await;
+    let (_, stdout, _) = fx
+        .run_to_exit(&pod, with(&fx, cri::NamespaceMode::Container))
+        .await;
+    assert_eq!(stdout, "sh\n1\n");
+    let (_, stdout, _) = fx
+        .run_to_exit(&pod, with(&fx, cri::NamespaceMode::Pod))
+        .await;
+    assert!(
+        stdout.starts_with("crius-pod-init\n") && stdout != "crius-pod-init\n1\n",
+        "{stdout}"
+    );
+    let host_pod = fx
+        .pod_with(|config| {
+            config.linux.as_mut().unwrap().security_context =
+                Some(cri::LinuxSandboxSecurityContext {
+                    namespace_options: mode(cri::NamespaceMode::Node),
+                    ..Default::default()
+                });
+        })
+        .await;
+    let mut config = with(&fx, cri::NamespaceMode::Node);
+    config.command = sh(&format!(
+        "test -d /proc/{} && echo host",
+        std::process::id()
+    ))
+    .into_iter()
+    .map(str::to_string)
+    .collect();
+    let (_, stdout, _) = fx.run_to_exit(&host_pod, config).await;
+    assert_eq!(stdout, "host\n");
+}
+
+#[tokio::test]
+async fn a_tty_container_logs_its_terminal_output() {
+    require_root!("containers");
+    let mut fx = ContainerFixture::new().await;
+    let pod = fx.pod().await;
+    let mut config = fx.config("tty", &sh("test -t 1 && echo terminal"));
+    config.tty = true;
+    let (status, stdout, _) = fx.run_to_exit(&pod, config).await;
+    assert_eq!(status.exit_code, 0);
+    assert_eq!(stdout.trim_end(), "terminal");
 }

@@ -11,21 +11,9 @@ use std::time::{Duration, Instant};
 
 use crius_conformance::daemon::Crius;
 use crius_conformance::pods::{PodFixture, in_namespaces, linux_with_namespaces, pod_config};
+use crius_conformance::require_root;
 use k8s_cri::v1 as cri;
 use tonic::Code;
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("!!! SKIPPED: pod sandboxes need root");
-            return;
-        }
-    };
-}
 
 /// Waits (bounded) until something listens on `addr`.
 fn connect_within(addr: &str, limit: Duration) -> TcpStream {
@@ -41,7 +29,7 @@ fn connect_within(addr: &str, limit: Duration) -> TcpStream {
 
 #[tokio::test]
 async fn a_pod_gets_its_namespaces_network_and_files_and_leaves_nothing_when_removed() {
-    require_root!();
+    require_root!("pod sandboxes");
     let mut fx = PodFixture::new().await;
     let cgroup_parent = format!("/crius-test/pod-{}", &fx.bridge);
     let mut config = pod_config("web");
@@ -156,7 +144,7 @@ async fn a_pod_gets_its_namespaces_network_and_files_and_leaves_nothing_when_rem
 
 #[tokio::test]
 async fn a_pod_with_a_pid_namespace_per_container_gets_no_init() {
-    require_root!();
+    require_root!("pod sandboxes");
     let mut fx = PodFixture::new().await;
     let mut config = pod_config("per-container");
     config.linux = Some(linux_with_namespaces(cri::NamespaceOption {
@@ -182,7 +170,7 @@ async fn a_pod_with_a_pid_namespace_per_container_gets_no_init() {
 
 #[tokio::test]
 async fn a_host_port_reaches_a_listener_in_the_pod() {
-    require_root!();
+    require_root!("pod sandboxes");
     let mut fx = PodFixture::new().await;
     let mut config = pod_config("ports");
     let host_port = 20000 + (u16::from_str_radix(&fx.bridge[3..], 16).unwrap() % 20000);
@@ -234,7 +222,7 @@ async fn a_host_port_reaches_a_listener_in_the_pod() {
 
 #[tokio::test]
 async fn invalid_requests_are_refused_and_leave_nothing_behind() {
-    require_root!();
+    require_root!("pod sandboxes");
     let mut fx = PodFixture::new().await;
     let with_linux = |linux: cri::LinuxPodSandboxConfig| {
         let mut config = pod_config("bad");
@@ -325,7 +313,7 @@ async fn invalid_requests_are_refused_and_leave_nothing_behind() {
 
 #[tokio::test]
 async fn the_same_request_again_returns_the_same_pod_and_a_changed_one_is_refused() {
-    require_root!();
+    require_root!("pod sandboxes");
     let mut fx = PodFixture::new().await;
     let config = pod_config("retry");
     let first = fx.run(config.clone()).await.unwrap();
@@ -340,7 +328,7 @@ async fn the_same_request_again_returns_the_same_pod_and_a_changed_one_is_refuse
 
 #[tokio::test]
 async fn list_filters_by_id_prefix_state_and_labels() {
-    require_root!();
+    require_root!("pod sandboxes");
     let mut fx = PodFixture::new().await;
     let mut a = pod_config("a");
     a.labels = HashMap::from([("tier".into(), "front".into())]);
@@ -378,7 +366,7 @@ async fn list_filters_by_id_prefix_state_and_labels() {
 
 #[tokio::test]
 async fn stop_and_remove_of_unknown_or_removed_pods_succeed() {
-    require_root!();
+    require_root!("pod sandboxes");
     let mut fx = PodFixture::new().await;
     let unknown = "0".repeat(64);
     fx.stop(&unknown).await;
@@ -397,7 +385,7 @@ async fn stop_and_remove_of_unknown_or_removed_pods_succeed() {
 
 #[tokio::test]
 async fn a_host_network_pod_shares_the_nodes_network_and_name() {
-    require_root!();
+    require_root!("pod sandboxes");
     let mut fx = PodFixture::new().await;
     let mut config = pod_config("host");
     config.linux = Some(linux_with_namespaces(cri::NamespaceOption {
@@ -422,7 +410,7 @@ async fn a_host_network_pod_shares_the_nodes_network_and_name() {
 
 #[tokio::test]
 async fn pods_survive_a_daemon_restart() {
-    require_root!();
+    require_root!("pod sandboxes");
     let mut fx = PodFixture::new().await;
     let id = fx.run(pod_config("durable")).await.unwrap();
     let before = fx.status(&id).await.unwrap();
@@ -443,7 +431,7 @@ async fn pods_survive_a_daemon_restart() {
 
 #[tokio::test]
 async fn create_and_remove_cycles_leave_no_ip_mount_netns_or_file() {
-    require_root!();
+    require_root!("pod sandboxes");
     let mut fx = PodFixture::new().await;
     for n in 0..100 {
         let id = fx.run(pod_config(&format!("cycle-{n}"))).await.unwrap();
@@ -504,7 +492,7 @@ async fn slow_network(config_toml: &str) -> PodFixture {
 
 #[tokio::test]
 async fn a_crash_in_the_middle_of_run_pod_sandbox_is_cleaned_up_at_the_next_start() {
-    require_root!();
+    require_root!("pod sandboxes");
     let mut fx = slow_network("").await;
     let mut client = fx.client.clone();
     let request = cri::RunPodSandboxRequest {
@@ -549,7 +537,7 @@ async fn a_crash_in_the_middle_of_run_pod_sandbox_is_cleaned_up_at_the_next_star
 
 #[tokio::test]
 async fn a_run_pod_sandbox_that_outlives_its_deadline_completes_and_its_retry_gets_the_pod() {
-    require_root!();
+    require_root!("pod sandboxes");
     let mut fx = slow_network("").await;
     std::fs::write(fx.dir().join("delay"), "2").unwrap();
     let config = pod_config("slow");
@@ -581,7 +569,7 @@ async fn a_run_pod_sandbox_that_outlives_its_deadline_completes_and_its_retry_ge
 
 #[tokio::test]
 async fn after_a_node_reboot_pods_are_not_ready_and_their_network_is_released() {
-    require_root!();
+    require_root!("pod sandboxes");
     let mut fx = PodFixture::new().await;
     let id = fx.run(pod_config("rebooted")).await.unwrap();
     assert_eq!(fx.leases().len(), 1);
@@ -623,7 +611,7 @@ async fn after_a_node_reboot_pods_are_not_ready_and_their_network_is_released() 
 
 #[tokio::test]
 async fn a_pod_created_after_its_caller_gave_up_is_removed_unless_a_retry_claims_it() {
-    require_root!();
+    require_root!("pod sandboxes");
     let mut fx = slow_network("[runtime]\norphan_pod_timeout = \"1s\"\n").await;
     std::fs::write(fx.dir().join("delay"), "1").unwrap();
     let give_up = |config: cri::PodSandboxConfig| {
@@ -698,7 +686,7 @@ async fn a_pod_created_after_its_caller_gave_up_is_removed_unless_a_retry_claims
 
 #[tokio::test]
 async fn bandwidth_annotations_shape_the_pods_traffic() {
-    require_root!();
+    require_root!("pod sandboxes");
     let mut fx = PodFixture::with_bandwidth().await;
     let mut config = pod_config("shaped");
     config.annotations = HashMap::from([

@@ -18,7 +18,7 @@ use crius_runtime::monitor::attach_protocol::{
 };
 use crius_runtime::monitor::supervise::DRAIN_LIMIT;
 use crius_runtime::monitor::{
-    ATTACH_SOCKET, CONTROL_SOCKET, ExitStatus, MonitorConfig, Started, connect_attach, read_exit,
+    ATTACH_SOCKET, CONTROL_SOCKET, ContainerArgs, ExitStatus, Started, connect_attach, read_exit,
     reopen_log, start,
 };
 use oci_spec::runtime::{
@@ -76,7 +76,7 @@ impl Options {
 struct TestContainer {
     temp: tempfile::TempDir,
     id: String,
-    config: MonitorConfig,
+    config: ContainerArgs,
     monitor_pid: Option<i32>,
 }
 
@@ -99,9 +99,8 @@ impl TestContainer {
         let oom_cgroup = Path::new("/sys/fs/cgroup/memory")
             .join(CGROUP_PARENT)
             .join(&id);
-        let config = MonitorConfig {
-            binary: MONITOR.into(),
-            container_id: id.clone(),
+        let config = ContainerArgs {
+            id: id.clone(),
             runtime: RUNC.into(),
             runtime_root,
             bundle,
@@ -146,7 +145,7 @@ impl TestContainer {
     }
 
     fn create(&mut self) -> Started {
-        let started = start(&self.config).unwrap();
+        let started = start(Path::new(MONITOR), &self.config).unwrap();
         self.monitor_pid = Some(started.monitor_pid);
         started
     }
@@ -610,7 +609,7 @@ fn a_create_failure_is_reported_with_the_runtime_error() {
         return;
     }
     let mut container = TestContainer::new("fail", &Options::exec(&["/bin/does-not-exist", "x"]));
-    let err = start(&container.config).unwrap_err();
+    let err = start(Path::new(MONITOR), &container.config).unwrap_err();
     assert!(matches!(err, RuntimeError::ContainerCreate { .. }), "{err}");
     let message = err.to_string();
     assert!(message.contains("does-not-exist"), "{message}");
@@ -642,7 +641,7 @@ fn the_monitor_outlives_a_killed_daemon_and_keeps_logging() {
     let script = "i=0; while [ $i -lt 30 ]; do echo tick-$i; i=$((i+1)); usleep 20000; done";
     let mut container = TestContainer::new("orphan", &Options::sh(script));
     // A stand-in daemon that starts the monitor, reads its report and lives on until killed.
-    let monitor_args = container.config.container_args();
+    let monitor_args = container.config.clone();
     let mut daemon = Command::new(BUSYBOX)
         .args(["sh", "-c", "\"$0\" \"$@\"; exec sleep 600", MONITOR])
         .args(monitor_args.command_args())

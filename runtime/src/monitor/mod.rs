@@ -30,7 +30,7 @@ pub mod supervise;
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -60,48 +60,6 @@ const CONTROL_REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How much of the monitor's stderr an error keeps.
 const MAX_MONITOR_MESSAGE: usize = 4096;
-
-/// Everything the monitor's command line carries, and the monitor binary.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MonitorConfig {
-    /// The `crius-monitor` binary.
-    pub binary: PathBuf,
-    pub container_id: String,
-    /// The OCI runtime binary (runc).
-    pub runtime: PathBuf,
-    /// The runtime's state dir (`runc --root`).
-    pub runtime_root: PathBuf,
-    /// The bundle: the dir holding `config.json`.
-    pub bundle: PathBuf,
-    /// The container run dir (exists, 0700, created by the daemon); `<dir>/console.sock` must
-    /// fit a unix socket address (at most 107 bytes).
-    pub dir: PathBuf,
-    /// The kubelet log file (its parent dir exists and was validated by the daemon).
-    pub log_path: Option<PathBuf>,
-    pub tty: bool,
-    pub stdin: bool,
-    pub stdin_once: bool,
-    /// The container's memory cgroup dir, e.g. `/sys/fs/cgroup/memory/kubepods/<id>`.
-    pub oom_cgroup: Option<PathBuf>,
-}
-
-impl MonitorConfig {
-    /// The monitor's command line for this config.
-    pub fn container_args(&self) -> ContainerArgs {
-        ContainerArgs {
-            id: self.container_id.clone(),
-            runtime: self.runtime.clone(),
-            runtime_root: self.runtime_root.clone(),
-            bundle: self.bundle.clone(),
-            dir: self.dir.clone(),
-            log_path: self.log_path.clone(),
-            tty: self.tty,
-            stdin: self.stdin,
-            stdin_once: self.stdin_once,
-            oom_cgroup: self.oom_cgroup.clone(),
-        }
-    }
-}
 
 /// A created container and its monitor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,10 +104,9 @@ impl Report {
 /// created, not started: `runc start` starts it. On an error the container may still exist in the
 /// runtime (a failure after `runc create`, e.g. no pid file): the caller runs
 /// `runc delete --force` as it does for any failed creation.
-pub fn start(config: &MonitorConfig) -> Result<Started, RuntimeError> {
-    let args = config.container_args();
+pub fn start(binary: &Path, args: &ContainerArgs) -> Result<Started, RuntimeError> {
     args.validate().map_err(RuntimeError::InvalidArgument)?;
-    let output = Command::new(&config.binary)
+    let output = Command::new(binary)
         .args(args.command_args())
         .env_clear()
         .env("PATH", MONITOR_PATH)
@@ -157,9 +114,9 @@ pub fn start(config: &MonitorConfig) -> Result<Started, RuntimeError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
-        .map_err(RuntimeError::io("spawn", &config.binary))?;
+        .map_err(RuntimeError::io("spawn", binary))?;
     started_from_report(
-        &config.container_id,
+        &args.id,
         &output.stdout,
         &output.stderr,
         &output.status.to_string(),
@@ -263,8 +220,27 @@ pub fn connect_attach(dir: &Path) -> Result<UnixStream, RuntimeError> {
     connect(dir, &dir.join(ATTACH_SOCKET))
 }
 
+/// Connects to a socket of the run dir `dir` through a descriptor of the dir, so that the
+/// address stays short however long the dir's path is.
 fn connect(dir: &Path, socket: &Path) -> Result<UnixStream, RuntimeError> {
-    UnixStream::connect(socket).map_err(|err| {
+    let dir_fd = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|err| {
+        let err = std::io::Error::from(err);
+        if is_gone(&err) {
+            gone(dir)
+        } else {
+            RuntimeError::io("open", dir)(err)
+        }
+    })?;
+    let name = socket.file_name().unwrap_or_default();
+    let short = Path::new("/proc/self/fd")
+        .join(std::os::fd::AsRawFd::as_raw_fd(&dir_fd).to_string())
+        .join(name);
+    UnixStream::connect(short).map_err(|err| {
         if is_gone(&err) {
             gone(dir)
         } else {
@@ -364,9 +340,9 @@ mod tests {
 
     #[test]
     fn start_refuses_an_invalid_config_without_running_anything() {
-        let config = MonitorConfig {
-            binary: "/nonexistent/crius-monitor".into(),
-            container_id: "../escape".into(),
+        let binary = Path::new("/nonexistent/crius-monitor");
+        let args = ContainerArgs {
+            id: "../escape".into(),
             runtime: "/usr/sbin/runc".into(),
             runtime_root: "/run/runc".into(),
             bundle: "/b".into(),
@@ -377,12 +353,15 @@ mod tests {
             stdin_once: false,
             oom_cgroup: None,
         };
-        let err = start(&config).unwrap_err();
+        let err = start(binary, &args).unwrap_err();
         assert_eq!(err.kind(), RuntimeErrorKind::InvalidArgument);
-        let err = start(&MonitorConfig {
-            container_id: "ok".into(),
-            ..config
-        })
+        let err = start(
+            binary,
+            &ContainerArgs {
+                id: "ok".into(),
+                ..args
+            },
+        )
         .unwrap_err();
         assert!(
             err.to_string()

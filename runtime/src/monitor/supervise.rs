@@ -217,7 +217,10 @@ fn start_container(args: &ContainerArgs, signals: SignalFd) -> Result<Supervisor
     setsid().map_err(|errno| format!("setsid: {}", errno_text(errno)))?;
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|errno| format!("become a child subreaper: {}", errno_text(errno)))?;
-    std::env::set_current_dir("/").map_err(|err| io_text("chdir /", &err))?;
+    // The sockets are bound by name in the run dir: a long state dir path would not fit in a
+    // socket address.
+    std::env::set_current_dir(&args.dir)
+        .map_err(|err| io_text(&format!("chdir {}", args.dir.display()), &err))?;
 
     let log = match &args.log_path {
         Some(path) => Some(ContainerLog {
@@ -226,8 +229,8 @@ fn start_container(args: &ContainerArgs, signals: SignalFd) -> Result<Supervisor
         }),
         None => None,
     };
-    let attach = BoundSocket::bind(args.dir.join(ATTACH_SOCKET))?;
-    let control = BoundSocket::bind(args.dir.join(CONTROL_SOCKET))?;
+    let attach = BoundSocket::bind(PathBuf::from(ATTACH_SOCKET))?;
+    let control = BoundSocket::bind(PathBuf::from(CONTROL_SOCKET))?;
 
     let null = || {
         File::open("/dev/null")
@@ -237,7 +240,7 @@ fn start_container(args: &ContainerArgs, signals: SignalFd) -> Result<Supervisor
     let pipe = |name: &str| std::io::pipe().map_err(|err| io_text(&format!("{name} pipe"), &err));
     let mut runtime = runtime_create_command(args);
     let (outputs, stdin, console) = if args.tty {
-        let console = BoundSocket::bind(args.dir.join(CONSOLE_SOCKET))?;
+        let console = BoundSocket::bind(PathBuf::from(CONSOLE_SOCKET))?;
         runtime.stdin(null()?).stdout(null()?).stderr(null()?);
         ([None, None], None, Some(console))
     } else {
@@ -330,9 +333,11 @@ fn runtime_create_command(args: &ContainerArgs) -> Command {
         .arg("--pid-file")
         .arg(args.dir.join(CONTAINER_PID_FILE));
     if args.tty {
+        // The runtime changes to the bundle dir: the socket is named through the monitor's
+        // working directory (the run dir), which keeps the address short.
         command
             .arg("--console-socket")
-            .arg(args.dir.join(CONSOLE_SOCKET));
+            .arg(format!("/proc/{}/cwd/{CONSOLE_SOCKET}", std::process::id()));
     }
     command.arg(OsString::from(&args.id));
     command

@@ -12,7 +12,7 @@ use crius_runtime::container::record::{
     ContainerMetadata, ContainerRecord, ContainerState, UserSummary,
 };
 use crius_runtime::container::rootfs;
-use crius_runtime::monitor::{self, MonitorConfig};
+use crius_runtime::monitor::{self, ContainerArgs};
 use crius_runtime::sandbox::record::{SandboxRecord, SandboxState};
 use crius_runtime::spec::image_config::ImageConfig;
 use crius_runtime::spec::request::{ContainerPidMode, ContainerRequest};
@@ -204,20 +204,22 @@ impl ContainerManager {
                     .create(parent)
                     .map_err(RuntimeError::io("create log directory", parent))?;
             }
-            let started = monitor::start(&MonitorConfig {
-                binary: monitor_binary,
-                container_id: record.id.clone(),
-                runtime: runtime.binary.clone(),
-                runtime_root: runtime.root.clone(),
-                bundle: record.dir.clone(),
-                dir: record.dir.clone(),
-                log_path: (!record.log_path.as_os_str().is_empty())
-                    .then(|| record.log_path.clone()),
-                tty: record.tty,
-                stdin: record.stdin,
-                stdin_once: record.stdin_once,
-                oom_cgroup: Some(ContainerManager::memory_cgroup(&record.cgroups_path)),
-            })?;
+            let started = monitor::start(
+                &monitor_binary,
+                &ContainerArgs {
+                    id: record.id.clone(),
+                    runtime: runtime.binary.clone(),
+                    runtime_root: runtime.root.clone(),
+                    bundle: record.dir.clone(),
+                    dir: record.dir.clone(),
+                    log_path: (!record.log_path.as_os_str().is_empty())
+                        .then(|| record.log_path.clone()),
+                    tty: record.tty,
+                    stdin: record.stdin,
+                    stdin_once: record.stdin_once,
+                    oom_cgroup: Some(ContainerManager::memory_cgroup(&record.cgroups_path)),
+                },
+            )?;
             Ok::<_, RuntimeError>((built, started))
         })
         .await
