@@ -1,4 +1,4 @@
-//! Small helpers for the benchmarks: medians and a report with the baseline's ratio.
+//! Small helpers for the benchmarks: medians, percentiles and a report with the baseline's ratio.
 
 use std::time::Duration;
 
@@ -10,6 +10,18 @@ pub fn median(samples: &[Duration]) -> Duration {
         n if n % 2 == 1 => sorted[n / 2],
         n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2,
     }
+}
+
+/// The nearest-rank `percent`th percentile (`percent` in 1..=100): the smallest sample that at
+/// least `percent`% of the samples do not exceed.
+pub fn percentile(samples: &[Duration], percent: u32) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let rank = (sorted.len() * percent.clamp(1, 100) as usize).div_ceil(100);
+    sorted
+        .get(rank.saturating_sub(1))
+        .copied()
+        .unwrap_or(Duration::ZERO)
 }
 
 /// Each runtime's samples and median, and crius's median as a ratio of the baseline's.
@@ -55,5 +67,16 @@ mod tests {
             median(&ms(&[4, 1, 2, 3])),
             Duration::from_millis(2500) / 1000
         );
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let samples: Vec<_> = (1..=50).rev().map(Duration::from_millis).collect();
+        assert_eq!(percentile(&samples, 90), Duration::from_millis(45));
+        assert_eq!(percentile(&samples, 100), Duration::from_millis(50));
+        assert_eq!(percentile(&samples, 1), Duration::from_millis(1));
+        let few: Vec<_> = [30, 10, 20].map(Duration::from_millis).to_vec();
+        assert_eq!(percentile(&few, 90), Duration::from_millis(30));
+        assert_eq!(percentile(&[], 90), Duration::ZERO);
     }
 }

@@ -68,6 +68,11 @@ impl Containerd {
         Ok(containerd)
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub async fn client(&self) -> anyhow::Result<CriClient> {
         CriClient::connect(&self.socket).await
     }

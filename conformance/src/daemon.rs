@@ -36,7 +36,8 @@ pub fn crius_binary() -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
-/// The paths one daemon instance owns, all under one temp dir unless a test moves them.
+/// The paths one daemon instance owns, all under one temp dir unless a test moves them, and
+/// the level it logs at.
 #[derive(Debug, Clone)]
 pub struct CriusPaths {
     pub socket: PathBuf,
@@ -45,6 +46,9 @@ pub struct CriusPaths {
     pub cni_config_dir: PathBuf,
     pub config_file: PathBuf,
     pub log: PathBuf,
+    /// `--log-level`: `debug` for tests (their assertions and failure reports read the log);
+    /// benchmarks measure at the daemon's default, `info`.
+    pub log_level: &'static str,
 }
 
 impl CriusPaths {
@@ -56,10 +60,11 @@ impl CriusPaths {
             cni_config_dir: dir.join("net.d"),
             config_file: dir.join("crius.toml"),
             log: dir.join("crius.log"),
+            log_level: "debug",
         }
     }
 
-    /// The command line that points a daemon at these paths.
+    /// The command line that points a daemon at these paths, at its log level.
     pub fn args(&self) -> Vec<String> {
         vec![
             format!("--config={}", self.config_file.display()),
@@ -67,7 +72,7 @@ impl CriusPaths {
             format!("--root={}", self.root.display()),
             format!("--state-dir={}", self.state_dir.display()),
             format!("--cni-config-dir={}", self.cni_config_dir.display()),
-            "--log-level=debug".into(),
+            format!("--log-level={}", self.log_level),
         ]
     }
 }

@@ -13,7 +13,8 @@
 //! - [`cni`]: network configurations for the real CNI plugins of Debian's
 //!   `containernetworking-plugins`.
 //! - [`containerd::Containerd`]: containerd from Debian, the benchmarks' baseline, and
-//!   [`bench`]'s medians and ratios.
+//!   [`bench`]'s medians, percentiles and ratios, and [`memory`]'s procfs readings (RSS, PSS,
+//!   MemAvailable).
 //! - [`fixture::ImageFixture`]: a test registry and a crius pulling from it, for image tests.
 //! - [`hostile_registry::HostileRegistry`]: a registry that serves wrong digests, wrong sizes and
 //!   stalls on purpose.
@@ -29,6 +30,7 @@ pub mod daemon;
 pub mod fixture;
 pub mod hostile_registry;
 pub mod image;
+pub mod memory;
 pub mod pods;
 pub mod registry;
 
