@@ -888,3 +888,28 @@ async fn a_tty_container_logs_its_terminal_output() {
     assert_eq!(status.exit_code, 0);
     assert_eq!(stdout.trim_end(), "terminal");
 }
+
+#[tokio::test]
+async fn what_containers_without_records_left_is_swept_at_start() {
+    require_root!("containers");
+    let dir = tempfile::tempdir().unwrap();
+    let paths = crius_conformance::daemon::CriusPaths::under(dir.path());
+    let id = "ab".repeat(32);
+    let layer = paths.root.join("container-layers").join(&id);
+    let run = paths.state_dir.join("containers").join(&id);
+    std::fs::create_dir_all(layer.join("upper")).unwrap();
+    std::fs::create_dir_all(run.join("rootfs")).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(run.join("rootfs"))
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    std::fs::write(&paths.config_file, "").unwrap();
+    let crius = crius_conformance::daemon::Crius::start_at(paths, &[])
+        .await
+        .unwrap();
+    assert!(!layer.exists() && !run.exists(), "{}", crius.log());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(&run.display().to_string()));
+}

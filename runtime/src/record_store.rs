@@ -20,16 +20,28 @@ pub trait Record: Clone + Serialize + DeserializeOwned {
     fn reserved_name(&self) -> String;
 }
 
+/// How far a save goes before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The file, then its directory, are fsync'd: the record survives a power cut.
+    Synced,
+    /// The file replaces the old one atomically but is left to the page cache: it survives a
+    /// crash of the daemon, not one of the machine. For records whose loss in a power cut is
+    /// harmless because what they describe does not survive it either.
+    Atomic,
+}
+
 #[derive(Debug)]
 pub struct RecordStore<R> {
     dir: PathBuf,
+    durability: Durability,
     records: Mutex<HashMap<String, R>>,
 }
 
 impl<R: Record> RecordStore<R> {
     /// Loads every record under `dir` (created if missing). A record that cannot be read is
     /// logged and skipped, not fatal: one bad file must not keep the node from starting.
-    pub fn open(dir: &Path) -> Result<Self, RuntimeError> {
+    pub fn open(dir: &Path, durability: Durability) -> Result<Self, RuntimeError> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -57,6 +69,7 @@ impl<R: Record> RecordStore<R> {
         }
         Ok(RecordStore {
             dir: dir.to_path_buf(),
+            durability,
             records: Mutex::new(records),
         })
     }
@@ -96,7 +109,8 @@ impl<R: Record> RecordStore<R> {
         self.records().values().cloned().collect()
     }
 
-    /// Writes `record` to disk (temp file, fsync, rename, fsync dir), then to memory.
+    /// Writes `record` to disk (temp file, fsync, rename, fsync dir; without the fsyncs when
+    /// the store is [`Durability::Atomic`]), then to memory.
     pub fn save(&self, record: &R) -> Result<(), RuntimeError> {
         let path = self.dir.join(format!("{}.json", record.id()));
         let bytes = serde_json::to_vec_pretty(record).map_err(|e| RuntimeError::Io {
@@ -108,14 +122,19 @@ impl<R: Record> RecordStore<R> {
             .map_err(RuntimeError::io("create temp file in", &self.dir))?;
         temp.write_all(&bytes)
             .map_err(RuntimeError::io("write", temp.path()))?;
-        temp.as_file()
-            .sync_all()
-            .map_err(RuntimeError::io("fsync", temp.path()))?;
+        let synced = self.durability == Durability::Synced;
+        if synced {
+            temp.as_file()
+                .sync_all()
+                .map_err(RuntimeError::io("fsync", temp.path()))?;
+        }
         temp.persist(&path)
             .map_err(|e| RuntimeError::io("rename to", &path)(e.error))?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(RuntimeError::io("fsync directory", &self.dir))?;
+        if synced {
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(RuntimeError::io("fsync directory", &self.dir))?;
+        }
         self.records()
             .insert(record.id().to_owned(), record.clone());
         Ok(())

@@ -10,7 +10,7 @@ use crius_cni::NetworkConfigList;
 use crius_cni::exec::{Attachment, Bandwidth, Dns, PortMapping as CniPortMapping};
 use crius_runtime::cgroup::CgroupFs;
 use crius_runtime::pinning::{self, PinRequest};
-use crius_runtime::record_store::RecordStore;
+use crius_runtime::record_store::{Durability, RecordStore};
 use crius_runtime::sandbox::files;
 use crius_runtime::sandbox::record::{PidMode, SandboxRecord, SandboxState};
 use tonic::Status;
@@ -44,7 +44,7 @@ impl PodManager {
     /// namespaces and mounts are gone: ready pods become not ready once their network is released.
     /// Pods whose creation a crash cut short are torn down either way.
     pub async fn open(config: Arc<Config>, node_rebooted: bool) -> anyhow::Result<Self> {
-        let store = RecordStore::open(&config.root.join("pods"))?;
+        let store = RecordStore::open(&config.root.join("pods"), Durability::Synced)?;
         let monitor = config.monitor_binary()?;
         let manager = PodManager {
             config,

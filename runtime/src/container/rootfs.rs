@@ -157,12 +157,12 @@ pub fn writable_usage(layer_dir: &Path) -> (u64, u64) {
     (bytes, inodes)
 }
 
-/// Deletes the writable layer; a missing one is fine.
-pub fn remove_layer(layer_dir: &Path) -> Result<(), RuntimeError> {
-    match std::fs::remove_dir_all(layer_dir) {
+/// Deletes a directory tree (a writable layer, a run dir once unmounted); a missing one is fine.
+pub fn remove_tree(dir: &Path) -> Result<(), RuntimeError> {
+    match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(RuntimeError::io("remove", layer_dir)(e)),
+        Err(e) => Err(RuntimeError::io("remove", dir)(e)),
     }
 }
 
@@ -210,7 +210,7 @@ mod tests {
         unmount(&target).unwrap();
         assert!(!target.join("f").exists());
         unmount(&target).unwrap();
-        remove_layer(&layer_dir).unwrap();
+        remove_tree(&layer_dir).unwrap();
         assert!(!layer_dir.exists());
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crius_runtime::container::record::{ContainerRecord, ContainerState, ExitRecord};
 use crius_runtime::container::{process, rootfs};
-use crius_runtime::{RuntimeError, monitor};
+use crius_runtime::monitor;
 use tonic::Status;
 
 use super::{ContainerManager, lock};
@@ -140,12 +140,8 @@ impl ContainerManager {
         run_blocking(move || {
             runtime.delete(&record.id)?;
             rootfs::unmount(&record.dir.join("rootfs"))?;
-            match std::fs::remove_dir_all(&record.dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(RuntimeError::io("remove", &record.dir)(e)),
-            }
-            rootfs::remove_layer(&record.layer_dir)
+            rootfs::remove_tree(&record.dir)?;
+            rootfs::remove_tree(&record.layer_dir)
         })
         .await
         .map_err(|e| runtime_status(&e))

@@ -21,7 +21,7 @@ use crius_image_store::store::ImageStore;
 use crius_runtime::container::exit_watcher::ExitWatcher;
 use crius_runtime::container::oci_runtime::OciRuntime;
 use crius_runtime::container::record::{ContainerRecord, ContainerState};
-use crius_runtime::record_store::RecordStore;
+use crius_runtime::record_store::{Durability, RecordStore};
 use tonic::Status;
 
 use crate::config::Config;
@@ -61,7 +61,9 @@ impl ContainerManager {
         images: Arc<ImageStore>,
         node_rebooted: bool,
     ) -> anyhow::Result<Arc<Self>> {
-        let store = RecordStore::open(&config.root.join("containers"))?;
+        // A container does not outlive a power cut: its record need not either. What a lost
+        // record leaves on disk is swept at start.
+        let store = RecordStore::open(&config.root.join("containers"), Durability::Atomic)?;
         for dir in [
             config.root.join("container-layers"),
             config.state_dir.join("containers"),

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use crius_runtime::container::process;
 use crius_runtime::container::record::ContainerState;
+use crius_runtime::container::{process, rootfs};
 
 use super::ContainerManager;
 use super::lifecycle::lost_exit;
+use crate::blocking::run_blocking;
 use crate::status::runtime as runtime_status;
 
 impl ContainerManager {
@@ -50,5 +51,38 @@ impl ContainerManager {
                 ContainerState::Exited => {}
             }
         }
+        self.sweep_unrecorded().await;
+    }
+
+    /// Removes run dirs and writable layers no record names: what containers whose records a
+    /// power cut took left behind (records are not fsync'd).
+    async fn sweep_unrecorded(&self) {
+        let known: std::collections::HashSet<String> =
+            self.store.list().into_iter().map(|r| r.id).collect();
+        let places = [
+            self.config.state_dir.join("containers"),
+            self.config.root.join("container-layers"),
+        ];
+        run_blocking(move || {
+            for place in places {
+                let Ok(entries) = std::fs::read_dir(&place) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if known.contains(&name) {
+                        continue;
+                    }
+                    let path = entry.path();
+                    tracing::warn!(path = %path.display(), "removing what a container without a record left");
+                    let removed = rootfs::unmount(&path.join("rootfs"))
+                        .and_then(|()| rootfs::remove_tree(&path));
+                    if let Err(e) = removed {
+                        tracing::error!(path = %path.display(), error = %e, "sweeping");
+                    }
+                }
+            }
+        })
+        .await;
     }
 }
