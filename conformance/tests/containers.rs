@@ -909,6 +909,13 @@ async fn what_containers_without_records_left_is_swept_at_start() {
     let crius = crius_conformance::daemon::Crius::start_at(paths, &[])
         .await
         .unwrap();
+    // Answered once the daemon has opened its stores, the sweep included.
+    let mut client = crius.client().await.unwrap();
+    client
+        .runtime
+        .version(cri::VersionRequest::default())
+        .await
+        .unwrap();
     assert!(!layer.exists() && !run.exists(), "{}", crius.log());
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mountinfo.contains(&run.display().to_string()));
