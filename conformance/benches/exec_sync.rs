@@ -1,9 +1,11 @@
 //! ExecSync, as kubelet's exec probes call it: `true` in one running container, 100 times one
-//! after another (after 5 untimed), timeout 10 s, on crius and on containerd 1.6 from Debian, in
-//! the same run, with the same image (static busybox, pushed to a loopback registry and pulled by
-//! each runtime) in a pod of kubelet's namespaces on the same CNI conflist; and the floor no
-//! runtime can beat: `runc exec` of the same process in the same container, run directly (its
-//! output to /dev/null, crius's runc state dir).
+//! after another (after 5 untimed), timeout 10 s, on crius and on containerd 1.6 from Debian,
+//! with the same image (static busybox, pushed to a loopback registry and pulled by each runtime)
+//! in a pod of kubelet's namespaces on the same CNI conflist; and the floor no runtime can beat:
+//! `runc exec` of `true` in crius's container, run directly.
+//!
+//! Both daemons run at once and the calls are interleaved (crius, containerd, floor; the order
+//! turns each round), so that what else the machine does weighs on the three alike.
 //!
 //! Run: `cargo build --release --bins && cargo bench -p crius-conformance --bench exec_sync`
 //! (`BENCH_EXECS` sets the number of timed execs, 100 by default).
@@ -188,83 +190,111 @@ async fn tear_down(client: &mut CriClient, running: &Running) -> anyhow::Result<
     Ok(())
 }
 
-/// [`WARM_UP`] untimed execs of [`EXEC`], then `execs` timed ones; each must exit 0.
-async fn time_execs(
-    client: &mut CriClient,
-    container_id: &str,
+/// One ExecSync of [`EXEC`], timed; it must exit 0.
+async fn time_exec(client: &mut CriClient, container_id: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let answer = bounded(
+        "ExecSync",
+        client.runtime.exec_sync(cri::ExecSyncRequest {
+            container_id: container_id.to_string(),
+            cmd: EXEC.map(String::from).to_vec(),
+            timeout: EXEC_TIMEOUT_SECONDS,
+        }),
+    )
+    .await?;
+    let took = started.elapsed();
+    if answer.exit_code != 0 {
+        bail!(
+            "ExecSync {EXEC:?} exited {}: {}",
+            answer.exit_code,
+            String::from_utf8_lossy(&answer.stderr)
+        );
+    }
+    Ok(took)
+}
+
+/// One `runc exec` of [`EXEC`] in container `id` of the runtime state in `state_root`, timed.
+async fn time_runc_exec(state_root: &Path, id: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let output = tokio::process::Command::new(RUNC)
+        .arg("--root")
+        .arg(state_root)
+        .arg("exec")
+        .arg(id)
+        .args(EXEC)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let output = match tokio::time::timeout(CALL_TIMEOUT, output).await {
+        Ok(output) => output.with_context(|| format!("run {RUNC}"))?,
+        Err(_) => bail!("runc exec: not done within {CALL_TIMEOUT:?}"),
+    };
+    let took = started.elapsed();
+    if !output.status.success() {
+        bail!(
+            "runc exec {EXEC:?}: {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(took)
+}
+
+/// A runtime under test with its running container.
+struct Subject {
+    client: CriClient,
+    running: Running,
+}
+
+#[derive(Default)]
+struct Times {
+    crius: Vec<Duration>,
+    containerd: Vec<Duration>,
+    floor: Vec<Duration>,
+}
+
+/// [`WARM_UP`] untimed rounds, then `execs` timed ones: an exec on each runtime and the floor,
+/// in an order that turns each round.
+async fn interleaved(
+    crius: &mut Subject,
+    containerd: &mut Subject,
+    runc_root: &Path,
     execs: usize,
-) -> anyhow::Result<Vec<Duration>> {
-    let mut times = Vec::with_capacity(execs);
-    for n in 0..WARM_UP + execs {
-        let started = Instant::now();
-        let answer = bounded(
-            "ExecSync",
-            client.runtime.exec_sync(cri::ExecSyncRequest {
-                container_id: container_id.to_string(),
-                cmd: EXEC.map(String::from).to_vec(),
-                timeout: EXEC_TIMEOUT_SECONDS,
-            }),
-        )
-        .await?;
-        let took = started.elapsed();
-        if answer.exit_code != 0 {
-            bail!(
-                "ExecSync {EXEC:?} exited {}: {}",
-                answer.exit_code,
-                String::from_utf8_lossy(&answer.stderr)
-            );
+) -> anyhow::Result<Times> {
+    let mut times = Times::default();
+    for round in 0..WARM_UP + execs {
+        let (mut on_crius, mut on_containerd, mut floor) = (None, None, None);
+        for turn in 0..3 {
+            match (round + turn) % 3 {
+                0 => {
+                    on_crius =
+                        Some(time_exec(&mut crius.client, &crius.running.container_id).await?);
+                }
+                1 => {
+                    on_containerd = Some(
+                        time_exec(&mut containerd.client, &containerd.running.container_id).await?,
+                    );
+                }
+                _ => floor = Some(time_runc_exec(runc_root, &crius.running.container_id).await?),
+            }
         }
-        if n >= WARM_UP {
-            times.push(took);
-        }
-    }
-    Ok(times)
-}
-
-/// `runc exec` of [`EXEC`] in container `id`, as the runtime in `state_root` knows it: the
-/// warm-up, then `execs` timed runs.
-async fn runc_floor(state_root: &Path, id: &str, execs: usize) -> anyhow::Result<Vec<Duration>> {
-    let mut times = Vec::with_capacity(execs);
-    for n in 0..WARM_UP + execs {
-        let started = Instant::now();
-        let output = tokio::process::Command::new(RUNC)
-            .arg("--root")
-            .arg(state_root)
-            .arg("exec")
-            .arg(id)
-            .args(EXEC)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .output();
-        let output = match tokio::time::timeout(CALL_TIMEOUT, output).await {
-            Ok(output) => output.with_context(|| format!("run {RUNC}"))?,
-            Err(_) => bail!("runc exec: not done within {CALL_TIMEOUT:?}"),
-        };
-        let took = started.elapsed();
-        if !output.status.success() {
-            bail!(
-                "runc exec {EXEC:?}: {}: {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        if n >= WARM_UP {
-            times.push(took);
+        if round >= WARM_UP {
+            times.crius.extend(on_crius);
+            times.containerd.extend(on_containerd);
+            times.floor.extend(floor);
         }
     }
     Ok(times)
 }
 
-/// crius's ExecSync times and the floor's.
-async fn run_crius(
+/// Starts crius with the test registry reachable; returns it and its runc state dir.
+async fn start_crius(
     dir: &Path,
     cni_dir: &Path,
     registry_host: &str,
-    image: &str,
-    execs: usize,
-) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+) -> anyhow::Result<(Crius, std::path::PathBuf)> {
     let paths = CriusPaths {
         cni_config_dir: cni_dir.to_path_buf(),
         ..CriusPaths::under(&dir.join("crius"))
@@ -284,43 +314,38 @@ async fn run_crius(
         ),
     )?;
     let runc_root = paths.state_dir.join("runtimes/runc");
-    let crius = Crius::start_at(paths, &[]).await?;
-    let mut client = crius.client().await?;
-    let running = run_container(&mut client, "crius", image, &dir.join("logs")).await?;
-    let measured = async {
-        let execs_timed = time_execs(&mut client, &running.container_id, execs).await?;
-        let floor = runc_floor(&runc_root, &running.container_id, execs).await?;
-        anyhow::Ok((execs_timed, floor))
-    }
-    .await;
-    tear_down(&mut client, &running).await?;
-    measured
+    Ok((Crius::start_at(paths, &[]).await?, runc_root))
 }
 
-async fn run_containerd(
-    dir: &Path,
-    cni_dir: &Path,
-    registry_host: &str,
-    image: &str,
-    execs: usize,
-) -> anyhow::Result<Vec<Duration>> {
+/// Starts containerd with its pause image pulled.
+async fn start_containerd(cni_dir: &Path, registry_host: &str) -> anyhow::Result<Containerd> {
     let containerd = Containerd::start(registry_host, Some(cni_dir)).await?;
-    let mut client = containerd.client().await?;
     bounded(
         "PullImage (containerd's pause image)",
-        client.image.pull_image(cri::PullImageRequest {
-            image: Some(cri::ImageSpec {
-                image: format!("{registry_host}/pause:3.10"),
+        containerd
+            .client()
+            .await?
+            .image
+            .pull_image(cri::PullImageRequest {
+                image: Some(cri::ImageSpec {
+                    image: format!("{registry_host}/pause:3.10"),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
-            ..Default::default()
-        }),
     )
     .await?;
-    let running = run_container(&mut client, "containerd", image, &dir.join("logs")).await?;
-    let measured = time_execs(&mut client, &running.container_id, execs).await;
-    tear_down(&mut client, &running).await?;
-    measured
+    Ok(containerd)
+}
+
+async fn subject(
+    mut client: CriClient,
+    runtime: &str,
+    image: &str,
+    logs: &Path,
+) -> anyhow::Result<Subject> {
+    let running = run_container(&mut client, runtime, image, logs).await?;
+    Ok(Subject { client, running })
 }
 
 /// Removes this benchmark's cgroups, as kubelet would its pods' parents.
@@ -377,18 +402,31 @@ async fn main() -> anyhow::Result<()> {
     registry.push("pause", "3.10", &pause).await?;
     let image = format!("{}/busybox:1", registry.host());
 
-    let crius = run_crius(dir.path(), &cni_dir, &registry.host(), &image, execs).await;
-    let containerd = run_containerd(dir.path(), &cni_dir, &registry.host(), &image, execs).await;
+    let logs = dir.path().join("logs");
+    let (crius, runc_root) = start_crius(dir.path(), &cni_dir, &registry.host()).await?;
+    let containerd = start_containerd(&cni_dir, &registry.host()).await?;
+    let mut on_crius = subject(crius.client().await?, "crius", &image, &logs).await;
+    let mut on_containerd = subject(containerd.client().await?, "containerd", &image, &logs).await;
+    let times = match (&mut on_crius, &mut on_containerd) {
+        (Ok(crius), Ok(containerd)) => interleaved(crius, containerd, &runc_root, execs).await,
+        _ => Err(anyhow::anyhow!("a runtime could not run the container")),
+    };
+    for subject in [&mut on_crius, &mut on_containerd].into_iter().flatten() {
+        tear_down(&mut subject.client, &subject.running).await?;
+    }
+    drop((crius, containerd));
     std::process::Command::new("ip")
         .args(["link", "del", BRIDGE])
         .status()
         .ok();
     remove_cgroups()?;
-    let (crius_execs, floor) = crius.context("crius")?;
-    let containerd_execs = containerd.context("containerd")?;
+    on_crius.context("crius")?;
+    on_containerd.context("containerd")?;
+    let times = times?;
+    let (crius_execs, containerd_execs, floor) = (times.crius, times.containerd, times.floor);
 
     println!(
-        "ExecSync {EXEC:?} in a running busybox container, {execs} calls one after another \
+        "ExecSync {EXEC:?} in a running busybox container, {execs} calls on each, interleaved \
          (after {WARM_UP} untimed), timeout {EXEC_TIMEOUT_SECONDS}s"
     );
     print!(

@@ -73,14 +73,16 @@ impl OciRuntime {
 
     /// The command line that runs `exec`'s process in container `id`: runc in the foreground
     /// (the process's output passes through it, its exit status is runc's), the process's pid
-    /// written to `exec`'s pid file, runc's own messages as JSON lines on stderr. The caller
-    /// sets the stdio and runs it.
+    /// written to `exec`'s pid file, runc's log (warnings) to `exec`'s log file; when runc
+    /// cannot start the process, it says why on stderr. The caller sets the stdio and runs it.
     pub fn exec_command(&self, id: &str, exec: &ExecDir) -> Command {
         let mut command = Command::new(&self.binary);
         command
             .arg("--root")
             .arg(&self.root)
-            .args(["--log-format", "json", "exec", "--process"])
+            .arg("--log")
+            .arg(exec.runtime_log_file())
+            .args(["exec", "--process"])
             .arg(exec.process_file())
             .arg("--pid-file")
             .arg(exec.pid_file())
