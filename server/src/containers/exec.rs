@@ -15,7 +15,6 @@ use crius_runtime::container::exec::{ExecDir, exec_failure_message, kill_exec};
 use crius_runtime::container::record::ContainerState;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Child;
-
 use tonic::Status;
 use tracing::Instrument as _;
 
@@ -84,14 +83,14 @@ impl ContainerManager {
             stderr,
             exec_started,
         } = finished;
-        if status.is_none() {
+        let Some(status) = status else {
             let limit = timeout.unwrap_or_default().as_secs();
             return Err(Status::deadline_exceeded(format!(
                 "command {described:?} in container {} timed out after {limit}s",
                 record.id
             )));
-        }
-        let exit_code = status.map_or(-1, exit_code);
+        };
+        let exit_code = exit_code(status);
         if exit_code != 0 && !exec_started {
             // runc could not start the process (no such command, the container just ended): an
             // error, as cri-o and containerd answer, not an exit code of the command's.
