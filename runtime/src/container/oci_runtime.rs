@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::RuntimeError;
+use crate::container::exec::ExecDir;
 
 /// How much of a failing call's stderr goes into the error.
 const STDERR_LIMIT: usize = 4096;
@@ -68,6 +69,25 @@ impl OciRuntime {
             &["update", "--resources", "-", id],
             Some(&json),
         )
+    }
+
+    /// The command line that runs `exec`'s process in container `id`: runc in the foreground
+    /// (the process's output passes through it, its exit status is runc's), the process's pid
+    /// written to `exec`'s pid file, runc's log (warnings) to `exec`'s log file; when runc
+    /// cannot start the process, it says why on stderr. The caller sets the stdio and runs it.
+    pub fn exec_command(&self, id: &str, exec: &ExecDir) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--log")
+            .arg(exec.runtime_log_file())
+            .args(["exec", "--process"])
+            .arg(exec.process_file())
+            .arg("--pid-file")
+            .arg(exec.pid_file())
+            .arg(id);
+        command
     }
 
     fn call(

@@ -5,6 +5,7 @@ pub(crate) mod monitor;
 pub(crate) mod mount;
 pub(crate) mod namespace;
 mod netdev;
+pub(crate) mod pidfd;
 pub(crate) mod pod_init;
 pub(crate) mod process;
 

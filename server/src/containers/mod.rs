@@ -7,6 +7,7 @@
 //! writes the exit file first). Operations on one container are serialized by a lock of its own.
 
 pub mod create;
+pub mod exec;
 mod lifecycle;
 mod recover;
 mod stats;

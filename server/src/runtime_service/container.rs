@@ -1,6 +1,6 @@
 //! `CreateContainer`, `StartContainer`, `StopContainer`, `RemoveContainer`, `ContainerStatus`,
-//! `ListContainers`, `UpdateContainerResources`, `ReopenContainerLog`, `ContainerStats` and
-//! `ListContainerStats`: requests checked and converted here, the lifecycle in
+//! `ListContainers`, `UpdateContainerResources`, `ReopenContainerLog`, `ContainerStats`,
+//! `ListContainerStats` and `ExecSync`: requests checked and converted here, the lifecycle in
 //! [`crate::containers`].
 
 use std::collections::HashMap;
@@ -222,4 +222,24 @@ pub async fn list_stats(
     cri::ListContainerStatsResponse {
         stats: containers.stats(records).await,
     }
+}
+
+pub async fn exec_sync(
+    containers: &ContainerManager,
+    request: cri::ExecSyncRequest,
+) -> Result<cri::ExecSyncResponse, Status> {
+    let id = required_id(&request.container_id)?;
+    if request.cmd.is_empty() {
+        return Err(Status::invalid_argument("cmd is required"));
+    }
+    let timeout = u64::try_from(request.timeout)
+        .ok()
+        .filter(|seconds| *seconds > 0)
+        .map(Duration::from_secs);
+    let output = containers.exec_sync(id, request.cmd, timeout).await?;
+    Ok(cri::ExecSyncResponse {
+        stdout: output.stdout,
+        stderr: output.stderr,
+        exit_code: output.exit_code,
+    })
 }

@@ -220,6 +220,15 @@ impl RuntimeService for CriRuntimeService {
         ))
     }
 
+    async fn exec_sync(
+        &self,
+        request: Request<cri::ExecSyncRequest>,
+    ) -> Result<Response<cri::ExecSyncResponse>, Status> {
+        container::exec_sync(&self.containers, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
     type GetContainerEventsStream = ContainerEventStream;
 
     async fn get_container_events(
@@ -230,7 +239,6 @@ impl RuntimeService for CriRuntimeService {
     }
 
     not_built_yet! {
-        exec_sync(ExecSyncRequest) -> ExecSyncResponse = "ExecSync";
         exec(ExecRequest) -> ExecResponse = "Exec";
         attach(AttachRequest) -> AttachResponse = "Attach";
         port_forward(PortForwardRequest) -> PortForwardResponse = "PortForward";

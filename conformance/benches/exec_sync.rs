@@ -1,0 +1,443 @@
+//! ExecSync, as kubelet's exec probes call it: `true` in one running container, 100 times one
+//! after another (after 5 untimed), timeout 10 s, on crius and on containerd 1.6 from Debian,
+//! with the same image (static busybox, pushed to a loopback registry and pulled by each runtime)
+//! in a pod of kubelet's namespaces on the same CNI conflist; and the floor no runtime can beat:
+//! `runc exec` of `true` in crius's container, run directly.
+//!
+//! Both daemons run at once and the calls are interleaved (crius, containerd, floor; the order
+//! turns each round), so that what else the machine does weighs on the three alike.
+//!
+//! Run: `cargo build --release --bins && cargo bench -p crius-conformance --bench exec_sync`
+//! (`BENCH_EXECS` sets the number of timed execs, 100 by default).
+
+#![allow(clippy::print_stdout)] // the report on stdout is this program's output
+
+use std::future::Future;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use crius_conformance::bench::{median, report};
+use crius_conformance::client::CriClient;
+use crius_conformance::cni::{bridge_conflist_with_ipam_dir, write_config};
+use crius_conformance::containerd::Containerd;
+use crius_conformance::daemon::{Crius, CriusPaths};
+use crius_conformance::image::{OciImage, RunConfig, STATIC_BUSYBOX, busybox_image, busybox_layer};
+use crius_conformance::registry::TestRegistry;
+use k8s_cri::v1 as cri;
+
+const BRIDGE: &str = "criusbench2";
+const SUBNET: &str = "10.233.0.0/16";
+/// Every cgroup this benchmark makes, in each v1 hierarchy.
+const CGROUP_ROOT: &str = "crius-bench/exec-sync";
+const RUNC: &str = "/usr/sbin/runc";
+/// What the container runs, and what is exec'd in it.
+const COMMAND: [&str; 3] = ["/bin/busybox", "sleep", "3600"];
+const EXEC: [&str; 1] = ["true"];
+/// ExecSync's timeout, as a probe's `timeoutSeconds`.
+const EXEC_TIMEOUT_SECONDS: i64 = 10;
+/// Untimed execs first: connections, caches, the runtime's first exec.
+const WARM_UP: usize = 5;
+/// The longest any one call may take before the run is called failed.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Awaits a CRI call for at most [`CALL_TIMEOUT`].
+async fn bounded<T>(
+    what: &str,
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(answer) => Ok(answer.with_context(|| what.to_string())?.into_inner()),
+        Err(_) => bail!("{what}: no answer within {CALL_TIMEOUT:?}"),
+    }
+}
+
+/// The namespaces kubelet asks for when a pod does not share its PID namespace.
+fn kubelet_namespaces() -> cri::NamespaceOption {
+    cri::NamespaceOption {
+        network: cri::NamespaceMode::Pod as i32,
+        pid: cri::NamespaceMode::Container as i32,
+        ipc: cri::NamespaceMode::Pod as i32,
+        ..Default::default()
+    }
+}
+
+fn pod_config(runtime: &str, logs: &Path) -> anyhow::Result<cri::PodSandboxConfig> {
+    let log_directory = logs.join(runtime);
+    std::fs::create_dir_all(&log_directory)
+        .with_context(|| format!("create {}", log_directory.display()))?;
+    Ok(cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: "exec-sync".into(),
+            uid: "exec-sync-uid".into(),
+            namespace: "bench".into(),
+            attempt: 0,
+        }),
+        log_directory: log_directory.display().to_string(),
+        linux: Some(cri::LinuxPodSandboxConfig {
+            cgroup_parent: format!("/{CGROUP_ROOT}/{runtime}"),
+            security_context: Some(cri::LinuxSandboxSecurityContext {
+                namespace_options: Some(kubelet_namespaces()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+fn container_config(image_ref: &str) -> cri::ContainerConfig {
+    cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata {
+            name: "sleep".into(),
+            attempt: 0,
+        }),
+        image: Some(cri::ImageSpec {
+            image: image_ref.to_string(),
+            ..Default::default()
+        }),
+        command: COMMAND.map(String::from).to_vec(),
+        log_path: "sleep.log".into(),
+        linux: Some(cri::LinuxContainerConfig {
+            security_context: Some(cri::LinuxContainerSecurityContext {
+                namespace_options: Some(kubelet_namespaces()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A pod and its running container; both removed by [`tear_down`].
+struct Running {
+    pod_id: String,
+    container_id: String,
+}
+
+/// Pulls `image` and runs its container in a pod of its own.
+async fn run_container(
+    client: &mut CriClient,
+    runtime: &str,
+    image: &str,
+    logs: &Path,
+) -> anyhow::Result<Running> {
+    let image_ref = bounded(
+        "PullImage",
+        client.image.pull_image(cri::PullImageRequest {
+            image: Some(cri::ImageSpec {
+                image: image.to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    )
+    .await?
+    .image_ref;
+    let pod = pod_config(runtime, logs)?;
+    let pod_id = bounded(
+        "RunPodSandbox",
+        client.runtime.run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(pod.clone()),
+            runtime_handler: String::new(),
+        }),
+    )
+    .await?
+    .pod_sandbox_id;
+    let container_id = bounded(
+        "CreateContainer",
+        client
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod_id.clone(),
+                config: Some(container_config(&image_ref)),
+                sandbox_config: Some(pod),
+            }),
+    )
+    .await?
+    .container_id;
+    bounded(
+        "StartContainer",
+        client.runtime.start_container(cri::StartContainerRequest {
+            container_id: container_id.clone(),
+        }),
+    )
+    .await?;
+    Ok(Running {
+        pod_id,
+        container_id,
+    })
+}
+
+async fn tear_down(client: &mut CriClient, running: &Running) -> anyhow::Result<()> {
+    bounded(
+        "StopPodSandbox",
+        client.runtime.stop_pod_sandbox(cri::StopPodSandboxRequest {
+            pod_sandbox_id: running.pod_id.clone(),
+        }),
+    )
+    .await?;
+    bounded(
+        "RemovePodSandbox",
+        client
+            .runtime
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: running.pod_id.clone(),
+            }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// One ExecSync of [`EXEC`], timed; it must exit 0.
+async fn time_exec(client: &mut CriClient, container_id: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let answer = bounded(
+        "ExecSync",
+        client.runtime.exec_sync(cri::ExecSyncRequest {
+            container_id: container_id.to_string(),
+            cmd: EXEC.map(String::from).to_vec(),
+            timeout: EXEC_TIMEOUT_SECONDS,
+        }),
+    )
+    .await?;
+    let took = started.elapsed();
+    if answer.exit_code != 0 {
+        bail!(
+            "ExecSync {EXEC:?} exited {}: {}",
+            answer.exit_code,
+            String::from_utf8_lossy(&answer.stderr)
+        );
+    }
+    Ok(took)
+}
+
+/// One `runc exec` of [`EXEC`] in container `id` of the runtime state in `state_root`, timed.
+async fn time_runc_exec(state_root: &Path, id: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let output = tokio::process::Command::new(RUNC)
+        .arg("--root")
+        .arg(state_root)
+        .arg("exec")
+        .arg(id)
+        .args(EXEC)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let output = match tokio::time::timeout(CALL_TIMEOUT, output).await {
+        Ok(output) => output.with_context(|| format!("run {RUNC}"))?,
+        Err(_) => bail!("runc exec: not done within {CALL_TIMEOUT:?}"),
+    };
+    let took = started.elapsed();
+    if !output.status.success() {
+        bail!(
+            "runc exec {EXEC:?}: {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(took)
+}
+
+/// A runtime under test with its running container.
+struct Subject {
+    client: CriClient,
+    running: Running,
+}
+
+#[derive(Default)]
+struct Times {
+    crius: Vec<Duration>,
+    containerd: Vec<Duration>,
+    floor: Vec<Duration>,
+}
+
+/// [`WARM_UP`] untimed rounds, then `execs` timed ones: an exec on each runtime and the floor,
+/// in an order that turns each round.
+async fn interleaved(
+    crius: &mut Subject,
+    containerd: &mut Subject,
+    runc_root: &Path,
+    execs: usize,
+) -> anyhow::Result<Times> {
+    let mut times = Times::default();
+    for round in 0..WARM_UP + execs {
+        let (mut on_crius, mut on_containerd, mut floor) = (None, None, None);
+        for turn in 0..3 {
+            match (round + turn) % 3 {
+                0 => {
+                    on_crius =
+                        Some(time_exec(&mut crius.client, &crius.running.container_id).await?);
+                }
+                1 => {
+                    on_containerd = Some(
+                        time_exec(&mut containerd.client, &containerd.running.container_id).await?,
+                    );
+                }
+                _ => floor = Some(time_runc_exec(runc_root, &crius.running.container_id).await?),
+            }
+        }
+        if round >= WARM_UP {
+            times.crius.extend(on_crius);
+            times.containerd.extend(on_containerd);
+            times.floor.extend(floor);
+        }
+    }
+    Ok(times)
+}
+
+/// Starts crius with the test registry reachable; returns it and its runc state dir.
+async fn start_crius(
+    dir: &Path,
+    cni_dir: &Path,
+    registry_host: &str,
+) -> anyhow::Result<(Crius, std::path::PathBuf)> {
+    let paths = CriusPaths {
+        cni_config_dir: cni_dir.to_path_buf(),
+        ..CriusPaths::under(&dir.join("crius"))
+    };
+    let config_dir = paths.config_file.parent().context("config dir")?;
+    std::fs::create_dir_all(config_dir)?;
+    let registries_conf = config_dir.join("registries.conf");
+    std::fs::write(
+        &registries_conf,
+        format!("[[registry]]\nlocation = \"{registry_host}\"\ninsecure = true\n"),
+    )?;
+    std::fs::write(
+        &paths.config_file,
+        format!(
+            "[image]\nregistries_conf = \"{}\"\n",
+            registries_conf.display()
+        ),
+    )?;
+    let runc_root = paths.state_dir.join("runtimes/runc");
+    Ok((Crius::start_at(paths, &[]).await?, runc_root))
+}
+
+/// Starts containerd with its pause image pulled.
+async fn start_containerd(cni_dir: &Path, registry_host: &str) -> anyhow::Result<Containerd> {
+    let containerd = Containerd::start(registry_host, Some(cni_dir)).await?;
+    bounded(
+        "PullImage (containerd's pause image)",
+        containerd
+            .client()
+            .await?
+            .image
+            .pull_image(cri::PullImageRequest {
+                image: Some(cri::ImageSpec {
+                    image: format!("{registry_host}/pause:3.10"),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+    )
+    .await?;
+    Ok(containerd)
+}
+
+async fn subject(
+    mut client: CriClient,
+    runtime: &str,
+    image: &str,
+    logs: &Path,
+) -> anyhow::Result<Subject> {
+    let running = run_container(&mut client, runtime, image, logs).await?;
+    Ok(Subject { client, running })
+}
+
+/// Removes this benchmark's cgroups, as kubelet would its pods' parents.
+fn remove_cgroups() -> anyhow::Result<()> {
+    fn remove_tree(dir: &Path) {
+        for child in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if child.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&child.path());
+            }
+        }
+        std::fs::remove_dir(dir).ok();
+    }
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")?.flatten() {
+        let root = hierarchy.path().join(CGROUP_ROOT);
+        remove_tree(&root);
+        // `crius-bench` itself, if no other benchmark uses it.
+        if let Some(parent) = root.parent() {
+            std::fs::remove_dir(parent).ok();
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let execs: usize = std::env::var("BENCH_EXECS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100);
+    let dir = tempfile::tempdir()?;
+    let cni_dir = dir.path().join("net.d");
+    write_config(
+        &cni_dir,
+        "10-bench.conflist",
+        &bridge_conflist_with_ipam_dir(
+            "crius-bench",
+            BRIDGE,
+            SUBNET,
+            Some(&dir.path().join("ipam")),
+        ),
+    )?;
+    let registry = TestRegistry::start().await?;
+    registry
+        .push("busybox", "1", &busybox_image()?)
+        .await
+        .context("push busybox")?;
+    let pause = OciImage::build(
+        vec![busybox_layer(Path::new(STATIC_BUSYBOX))?],
+        &RunConfig {
+            entrypoint: vec!["/bin/sleep".into(), "2147483647".into()],
+            ..RunConfig::default()
+        },
+    )?;
+    registry.push("pause", "3.10", &pause).await?;
+    let image = format!("{}/busybox:1", registry.host());
+
+    let logs = dir.path().join("logs");
+    let (crius, runc_root) = start_crius(dir.path(), &cni_dir, &registry.host()).await?;
+    let containerd = start_containerd(&cni_dir, &registry.host()).await?;
+    let mut on_crius = subject(crius.client().await?, "crius", &image, &logs).await;
+    let mut on_containerd = subject(containerd.client().await?, "containerd", &image, &logs).await;
+    let times = match (&mut on_crius, &mut on_containerd) {
+        (Ok(crius), Ok(containerd)) => interleaved(crius, containerd, &runc_root, execs).await,
+        _ => Err(anyhow::anyhow!("a runtime could not run the container")),
+    };
+    for subject in [&mut on_crius, &mut on_containerd].into_iter().flatten() {
+        tear_down(&mut subject.client, &subject.running).await?;
+    }
+    drop((crius, containerd));
+    std::process::Command::new("ip")
+        .args(["link", "del", BRIDGE])
+        .status()
+        .ok();
+    remove_cgroups()?;
+    on_crius.context("crius")?;
+    on_containerd.context("containerd")?;
+    let times = times?;
+    let (crius_execs, containerd_execs, floor) = (times.crius, times.containerd, times.floor);
+
+    println!(
+        "ExecSync {EXEC:?} in a running busybox container, {execs} calls on each, interleaved \
+         (after {WARM_UP} untimed), timeout {EXEC_TIMEOUT_SECONDS}s"
+    );
+    print!(
+        "{}",
+        report("ExecSync", &crius_execs, "containerd", &containerd_execs)
+    );
+    println!(
+        "  floor (runc exec {EXEC:?} in crius's container, run directly) median {:.1} ms; \
+         crius - floor = {:.1} ms",
+        median(&floor).as_secs_f64() * 1000.0,
+        (median(&crius_execs).as_secs_f64() - median(&floor).as_secs_f64()) * 1000.0
+    );
+    Ok(())
+}
