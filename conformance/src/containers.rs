@@ -325,6 +325,16 @@ impl Drop for ContainerFixture {
         for mount in self.mounts().iter().rev() {
             Command::new("umount").args(["-l", mount]).output().ok();
         }
+        // The pods' cgroups, which RemovePodSandbox would have removed.
+        let hierarchies = std::fs::read_dir("/sys/fs/cgroup")
+            .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        for n in 1..=self.pods_made {
+            let pod_cgroup = self.pod_cgroup(n);
+            for hierarchy in &hierarchies {
+                std::fs::remove_dir(hierarchy.join(pod_cgroup.trim_start_matches('/'))).ok();
+            }
+        }
     }
 }
 
