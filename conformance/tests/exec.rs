@@ -8,21 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crius_conformance::containers::ContainerFixture;
+use crius_conformance::require_root;
 use k8s_cri::v1 as cri;
 use tonic::Code;
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("!!! SKIPPED: containers need root");
-            return;
-        }
-    };
-}
 
 /// ExecSync's output limit per stream.
 const OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
@@ -158,7 +146,7 @@ fn exec_dirs(fx: &ContainerFixture, id: &str) -> Vec<PathBuf> {
 
 #[tokio::test]
 async fn exec_sync_answers_output_and_exit_code_as_the_containers_user_with_its_env() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let id = sleeper(&mut fx, |config| {
         config.envs = vec![cri::KeyValue {
@@ -219,7 +207,7 @@ async fn exec_sync_answers_output_and_exit_code_as_the_containers_user_with_its_
 
 #[tokio::test]
 async fn exec_sync_times_out_kills_what_the_command_started_and_the_container_runs_on() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let id = sleeper(&mut fx, |_| {}).await;
     for command in [
@@ -237,7 +225,7 @@ async fn exec_sync_times_out_kills_what_the_command_started_and_the_container_ru
             "{timed_out:?}"
         );
         assert!(
-            took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+            took >= Duration::from_secs(1) && took < Duration::from_secs(10),
             "{command:?} took {took:?}"
         );
         wait_for_init_alone(&mut fx, &id).await;
@@ -251,7 +239,7 @@ async fn exec_sync_times_out_kills_what_the_command_started_and_the_container_ru
 
 #[tokio::test]
 async fn an_exec_whose_caller_goes_away_is_killed() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let id = sleeper(&mut fx, |_| {}).await;
     let call = exec(&mut fx, &id, sh("sleep 600 & sleep 600"), 0);
@@ -270,7 +258,7 @@ async fn an_exec_whose_caller_goes_away_is_killed() {
 
 #[tokio::test]
 async fn exec_sync_output_is_cut_at_16_mib_and_the_daemon_memory_comes_back() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let id = sleeper(&mut fx, |_| {}).await;
     let daemon = fx.pods.crius.pid().unwrap();
@@ -315,7 +303,7 @@ async fn exec_sync_output_is_cut_at_16_mib_and_the_daemon_memory_comes_back() {
 
 #[tokio::test]
 async fn two_hundred_execs_leak_no_fds_threads_processes_or_files() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let id = sleeper(&mut fx, |_| {}).await;
     let daemon = fx.pods.crius.pid().unwrap();
@@ -346,7 +334,7 @@ async fn two_hundred_execs_leak_no_fds_threads_processes_or_files() {
 
 #[tokio::test]
 async fn exec_sync_refuses_bad_requests_and_containers_not_running() {
-    require_root!();
+    require_root!("containers");
     let mut fx = ContainerFixture::new().await;
     let id = sleeper(&mut fx, |_| {}).await;
     let empty = exec(&mut fx, &id, Vec::new(), 0).await.unwrap_err();
