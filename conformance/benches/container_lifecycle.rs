@@ -27,18 +27,19 @@
 #![allow(clippy::print_stderr)] // a runtime's failure and its log go to stderr
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use crius_conformance::bench::{median, percentile};
+use crius_conformance::bench::{
+    bridge_network, count_from_env, median, percentile, push_pause_image,
+};
 use crius_conformance::client::CriClient;
-use crius_conformance::cni::{bridge_conflist_with_ipam_dir, write_config};
 use crius_conformance::containerd::Containerd;
 use crius_conformance::daemon::{Crius, CriusPaths};
-use crius_conformance::image::{OciImage, RunConfig, STATIC_BUSYBOX, busybox_image, busybox_layer};
+use crius_conformance::image::{OciImage, busybox_image};
+use crius_conformance::kubelet::{self, CALL_TIMEOUT, bounded};
 use crius_conformance::memory::{ProcessMemory, Procfs};
 use crius_conformance::registry::TestRegistry;
 use k8s_cri::v1 as cri;
@@ -56,8 +57,6 @@ const COMMAND: [&str; 3] = ["/bin/busybox", "sleep", "3600"];
 const STOP_TIMEOUT_SECONDS: i64 = 0;
 const CRIUS_MONITOR: &str = "crius-monitor";
 const CONTAINERD_SHIM: &str = "containerd-shim-runc-v2";
-/// The longest any one CRI call or runc command may take before the run is called failed.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the per-container processes of removed containers may take to exit.
 const EXIT_PATIENCE: Duration = Duration::from_secs(10);
 /// The pause between the last container start and the memory readings.
@@ -225,77 +224,12 @@ struct FloorTimes {
     delete: Vec<Duration>,
 }
 
-/// Awaits a CRI call for at most [`CALL_TIMEOUT`].
-async fn bounded<T>(
-    what: &str,
-    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-) -> anyhow::Result<T> {
-    match tokio::time::timeout(CALL_TIMEOUT, call).await {
-        Ok(answer) => Ok(answer.with_context(|| what.to_string())?.into_inner()),
-        Err(_) => bail!("{what}: no answer within {CALL_TIMEOUT:?}"),
-    }
-}
-
-/// The namespaces kubelet asks for when a pod does not share its PID namespace.
-fn kubelet_namespaces() -> cri::NamespaceOption {
-    cri::NamespaceOption {
-        network: cri::NamespaceMode::Pod as i32,
-        pid: cri::NamespaceMode::Container as i32,
-        ipc: cri::NamespaceMode::Pod as i32,
-        ..Default::default()
-    }
-}
-
-/// A pod as kubelet sends it, its log directory made beforehand as kubelet does.
-fn pod_config(runtime: &str, name: &str, logs: &Path) -> anyhow::Result<cri::PodSandboxConfig> {
-    let log_directory = logs.join(runtime).join(name);
-    std::fs::create_dir_all(&log_directory)
-        .with_context(|| format!("create {}", log_directory.display()))?;
-    Ok(cri::PodSandboxConfig {
-        metadata: Some(cri::PodSandboxMetadata {
-            name: name.to_string(),
-            uid: format!("{name}-uid"),
-            namespace: "bench".into(),
-            attempt: 0,
-        }),
-        log_directory: log_directory.display().to_string(),
-        linux: Some(cri::LinuxPodSandboxConfig {
-            cgroup_parent: format!("/{CGROUP_ROOT}/{runtime}-{name}"),
-            security_context: Some(cri::LinuxSandboxSecurityContext {
-                namespace_options: Some(kubelet_namespaces()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-}
-
-/// The container, with the resources kubelet gives a BestEffort pod's container.
-fn container_config(image_ref: &str) -> cri::ContainerConfig {
-    cri::ContainerConfig {
-        metadata: Some(cri::ContainerMetadata {
-            name: "sleep".into(),
-            attempt: 0,
-        }),
-        image: Some(cri::ImageSpec {
-            image: image_ref.to_string(),
-            ..Default::default()
-        }),
-        command: COMMAND.map(String::from).to_vec(),
-        log_path: "sleep.log".into(),
-        linux: Some(cri::LinuxContainerConfig {
-            resources: Some(cri::LinuxContainerResources {
-                cpu_period: 100_000,
-                cpu_shares: 2,
-                oom_score_adj: 1000,
-                ..Default::default()
-            }),
-            security_context: Some(cri::LinuxContainerSecurityContext {
-                namespace_options: Some(kubelet_namespaces()),
-                ..Default::default()
-            }),
-        }),
+/// The resources kubelet gives a BestEffort pod's container.
+fn best_effort_resources() -> cri::LinuxContainerResources {
+    cri::LinuxContainerResources {
+        cpu_period: 100_000,
+        cpu_shares: 2,
+        oom_score_adj: 1000,
         ..Default::default()
     }
 }
@@ -339,7 +273,11 @@ async fn create_container(
             .runtime
             .create_container(cri::CreateContainerRequest {
                 pod_sandbox_id: pod_id.to_string(),
-                config: Some(container_config(image_ref)),
+                config: Some(kubelet::container_config(
+                    image_ref,
+                    &COMMAND,
+                    Some(best_effort_resources()),
+                )),
                 sandbox_config: Some(pod.clone()),
             }),
     )
@@ -443,7 +381,14 @@ async fn time_lifecycle(
     let client = &mut subject.client;
     let mut pods = Vec::with_capacity(containers);
     for n in 0..containers {
-        let config = pod_config(subject.name, &format!("lifecycle-{n}"), logs)?;
+        let config = {
+            let name = format!("lifecycle-{n}");
+            kubelet::pod_config(
+                &name,
+                &logs.join(subject.name).join(&name),
+                format!("/{CGROUP_ROOT}/{}-{name}", subject.name),
+            )?
+        };
         let id = run_pod(client, config.clone()).await?;
         created.pods.push(id.clone());
         pods.push((id, config));
@@ -507,7 +452,14 @@ async fn measure_memory(
     let pod_cgroups_before = pod_cgroups_memory_usage()?;
     let client = &mut subject.client;
     for n in 0..pods {
-        let config = pod_config(subject.name, &format!("memory-{n}"), logs)?;
+        let config = {
+            let name = format!("memory-{n}");
+            kubelet::pod_config(
+                &name,
+                &logs.join(subject.name).join(&name),
+                format!("/{CGROUP_ROOT}/{}-{name}", subject.name),
+            )?
+        };
         let pod_id = run_pod(client, config.clone()).await?;
         created.pods.push(pod_id.clone());
         let id = create_container(client, &pod_id, &config, image_ref).await?;
@@ -910,13 +862,6 @@ fn mib(bytes: f64) -> f64 {
     bytes / (1024.0 * 1024.0)
 }
 
-fn environment_count(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
-
 /// One row: each runtime's median and p90, and the ratio of the medians.
 fn latency_row(what: &str, crius: Option<&[Duration]>, containerd: Option<&[Duration]>) {
     let show = |samples: Option<&[Duration]>| match samples {
@@ -1111,34 +1056,17 @@ fn met(value: f64, limit: f64) -> &'static str {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let plan = Plan {
-        containers: environment_count("BENCH_CONTAINERS", 50),
-        memory_pods: environment_count("BENCH_MEMORY_PODS", 20),
-        memory_rounds: environment_count("BENCH_MEMORY_ROUNDS", 3).max(1),
+        containers: count_from_env("BENCH_CONTAINERS", 50),
+        memory_pods: count_from_env("BENCH_MEMORY_PODS", 20),
+        memory_rounds: count_from_env("BENCH_MEMORY_ROUNDS", 3).max(1),
     };
     let dir = tempfile::tempdir()?;
-    let cni_dir = dir.path().join("net.d");
-    write_config(
-        &cni_dir,
-        "10-bench.conflist",
-        &bridge_conflist_with_ipam_dir(
-            "crius-bench",
-            BRIDGE,
-            SUBNET,
-            Some(&dir.path().join("ipam")),
-        ),
-    )?;
+    let cni_dir = bridge_network(dir.path(), BRIDGE, SUBNET)?;
     let registry = TestRegistry::start().await?;
     let busybox = busybox_image()?;
     registry.push("bench/busybox", "1", &busybox).await?;
     let image = format!("{}/bench/busybox:1", registry.host());
-    let pause = OciImage::build(
-        vec![busybox_layer(Path::new(STATIC_BUSYBOX))?],
-        &RunConfig {
-            entrypoint: vec!["/bin/sleep".into(), "2147483647".into()],
-            ..RunConfig::default()
-        },
-    )?;
-    registry.push("pause", "3.10", &pause).await?;
+    push_pause_image(&registry).await?;
 
     let crius = run_crius(dir.path(), &cni_dir, &registry.host(), &image, plan).await;
     let containerd = run_containerd(dir.path(), &cni_dir, &registry, &image, plan).await;

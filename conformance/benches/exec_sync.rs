@@ -12,18 +12,17 @@
 
 #![allow(clippy::print_stdout)] // the report on stdout is this program's output
 
-use std::future::Future;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use crius_conformance::bench::{median, report};
+use crius_conformance::bench::{bridge_network, count_from_env, median, push_pause_image, report};
 use crius_conformance::client::CriClient;
-use crius_conformance::cni::{bridge_conflist_with_ipam_dir, write_config};
 use crius_conformance::containerd::Containerd;
 use crius_conformance::daemon::{Crius, CriusPaths};
-use crius_conformance::image::{OciImage, RunConfig, STATIC_BUSYBOX, busybox_image, busybox_layer};
+use crius_conformance::image::busybox_image;
+use crius_conformance::kubelet::{self, CALL_TIMEOUT, bounded};
 use crius_conformance::registry::TestRegistry;
 use k8s_cri::v1 as cri;
 
@@ -39,76 +38,6 @@ const EXEC: [&str; 1] = ["true"];
 const EXEC_TIMEOUT_SECONDS: i64 = 10;
 /// Untimed execs first: connections, caches, the runtime's first exec.
 const WARM_UP: usize = 5;
-/// The longest any one call may take before the run is called failed.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Awaits a CRI call for at most [`CALL_TIMEOUT`].
-async fn bounded<T>(
-    what: &str,
-    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-) -> anyhow::Result<T> {
-    match tokio::time::timeout(CALL_TIMEOUT, call).await {
-        Ok(answer) => Ok(answer.with_context(|| what.to_string())?.into_inner()),
-        Err(_) => bail!("{what}: no answer within {CALL_TIMEOUT:?}"),
-    }
-}
-
-/// The namespaces kubelet asks for when a pod does not share its PID namespace.
-fn kubelet_namespaces() -> cri::NamespaceOption {
-    cri::NamespaceOption {
-        network: cri::NamespaceMode::Pod as i32,
-        pid: cri::NamespaceMode::Container as i32,
-        ipc: cri::NamespaceMode::Pod as i32,
-        ..Default::default()
-    }
-}
-
-fn pod_config(runtime: &str, logs: &Path) -> anyhow::Result<cri::PodSandboxConfig> {
-    let log_directory = logs.join(runtime);
-    std::fs::create_dir_all(&log_directory)
-        .with_context(|| format!("create {}", log_directory.display()))?;
-    Ok(cri::PodSandboxConfig {
-        metadata: Some(cri::PodSandboxMetadata {
-            name: "exec-sync".into(),
-            uid: "exec-sync-uid".into(),
-            namespace: "bench".into(),
-            attempt: 0,
-        }),
-        log_directory: log_directory.display().to_string(),
-        linux: Some(cri::LinuxPodSandboxConfig {
-            cgroup_parent: format!("/{CGROUP_ROOT}/{runtime}"),
-            security_context: Some(cri::LinuxSandboxSecurityContext {
-                namespace_options: Some(kubelet_namespaces()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-}
-
-fn container_config(image_ref: &str) -> cri::ContainerConfig {
-    cri::ContainerConfig {
-        metadata: Some(cri::ContainerMetadata {
-            name: "sleep".into(),
-            attempt: 0,
-        }),
-        image: Some(cri::ImageSpec {
-            image: image_ref.to_string(),
-            ..Default::default()
-        }),
-        command: COMMAND.map(String::from).to_vec(),
-        log_path: "sleep.log".into(),
-        linux: Some(cri::LinuxContainerConfig {
-            security_context: Some(cri::LinuxContainerSecurityContext {
-                namespace_options: Some(kubelet_namespaces()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
 
 /// A pod and its running container; both removed by [`tear_down`].
 struct Running {
@@ -135,7 +64,11 @@ async fn run_container(
     )
     .await?
     .image_ref;
-    let pod = pod_config(runtime, logs)?;
+    let pod = kubelet::pod_config(
+        "exec-sync",
+        &logs.join(runtime),
+        format!("/{CGROUP_ROOT}/{runtime}"),
+    )?;
     let pod_id = bounded(
         "RunPodSandbox",
         client.runtime.run_pod_sandbox(cri::RunPodSandboxRequest {
@@ -151,7 +84,7 @@ async fn run_container(
             .runtime
             .create_container(cri::CreateContainerRequest {
                 pod_sandbox_id: pod_id.clone(),
-                config: Some(container_config(&image_ref)),
+                config: Some(kubelet::container_config(&image_ref, &COMMAND, None)),
                 sandbox_config: Some(pod),
             }),
     )
@@ -371,35 +304,15 @@ fn remove_cgroups() -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let execs: usize = std::env::var("BENCH_EXECS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(100);
+    let execs = count_from_env("BENCH_EXECS", 100);
     let dir = tempfile::tempdir()?;
-    let cni_dir = dir.path().join("net.d");
-    write_config(
-        &cni_dir,
-        "10-bench.conflist",
-        &bridge_conflist_with_ipam_dir(
-            "crius-bench",
-            BRIDGE,
-            SUBNET,
-            Some(&dir.path().join("ipam")),
-        ),
-    )?;
+    let cni_dir = bridge_network(dir.path(), BRIDGE, SUBNET)?;
     let registry = TestRegistry::start().await?;
     registry
         .push("busybox", "1", &busybox_image()?)
         .await
         .context("push busybox")?;
-    let pause = OciImage::build(
-        vec![busybox_layer(Path::new(STATIC_BUSYBOX))?],
-        &RunConfig {
-            entrypoint: vec!["/bin/sleep".into(), "2147483647".into()],
-            ..RunConfig::default()
-        },
-    )?;
-    registry.push("pause", "3.10", &pause).await?;
+    push_pause_image(&registry).await?;
     let image = format!("{}/busybox:1", registry.host());
 
     let logs = dir.path().join("logs");

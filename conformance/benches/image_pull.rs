@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crius_conformance::bench::report;
+use crius_conformance::bench::{count_from_env, report};
 use crius_conformance::client::CriClient;
 use crius_conformance::containerd::Containerd;
 use crius_conformance::daemon::Crius;
@@ -40,10 +40,7 @@ async fn timed_pull(client: &mut CriClient, image: &str) -> anyhow::Result<Durat
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
+    let runs = count_from_env("BENCH_RUNS", 5);
     let registry = TestRegistry::start().await?;
     let image = bulky_image(LAYERS, RANDOM_BYTES_PER_LAYER, TEXT_BYTES_PER_LAYER)?;
     let compressed: usize = image.layers.iter().map(|l| l.bytes.len()).sum();

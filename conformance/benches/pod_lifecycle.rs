@@ -15,12 +15,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use crius_cni::exec::Attachment;
-use crius_conformance::bench::{median, report};
+use crius_conformance::bench::{bridge_network, count_from_env, median, push_pause_image, report};
 use crius_conformance::client::CriClient;
-use crius_conformance::cni::{DEBIAN_PLUGIN_DIR, bridge_conflist_with_ipam_dir, write_config};
+use crius_conformance::cni::{DEBIAN_PLUGIN_DIR, write_config};
 use crius_conformance::containerd::Containerd;
 use crius_conformance::daemon::{Crius, CriusPaths};
-use crius_conformance::image::{OciImage, RunConfig, STATIC_BUSYBOX, busybox_layer};
 use crius_conformance::registry::TestRegistry;
 use k8s_cri::v1 as cri;
 
@@ -166,22 +165,9 @@ fn remove_cgroup_parents() -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let pods: usize = std::env::var("BENCH_PODS")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(50);
+    let pods = count_from_env("BENCH_PODS", 50);
     let dir = tempfile::tempdir()?;
-    let cni_dir = dir.path().join("net.d");
-    write_config(
-        &cni_dir,
-        "10-bench.conflist",
-        &bridge_conflist_with_ipam_dir(
-            "crius-bench",
-            BRIDGE,
-            SUBNET,
-            Some(&dir.path().join("ipam")),
-        ),
-    )?;
+    let cni_dir = bridge_network(dir.path(), BRIDGE, SUBNET)?;
 
     let paths = CriusPaths {
         cni_config_dir: cni_dir.clone(),
@@ -194,14 +180,7 @@ async fn main() -> anyhow::Result<()> {
     drop(crius);
 
     let registry = TestRegistry::start().await?;
-    let pause = OciImage::build(
-        vec![busybox_layer(Path::new(STATIC_BUSYBOX))?],
-        &RunConfig {
-            entrypoint: vec!["/bin/sleep".into(), "2147483647".into()],
-            ..RunConfig::default()
-        },
-    )?;
-    registry.push("pause", "3.10", &pause).await?;
+    push_pause_image(&registry).await?;
     let containerd = Containerd::start(&registry.host(), Some(&cni_dir)).await?;
     let mut client = containerd.client().await?;
     client

@@ -1,6 +1,45 @@
-//! Small helpers for the benchmarks: medians, percentiles and a report with the baseline's ratio.
+//! Small helpers for the benchmarks: medians, percentiles and a report with the baseline's ratio;
+//! the counts they take from the environment, their network and containerd's pause image.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::cni::{bridge_conflist_with_ipam_dir, write_config};
+use crate::image::{OciImage, RunConfig, STATIC_BUSYBOX, busybox_layer};
+use crate::registry::TestRegistry;
+
+/// The count the environment variable `name` sets, else `default`.
+pub fn count_from_env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A CNI config dir under `dir` holding a bridge network `crius-bench` (its IPAM leases under
+/// `dir` too), for both runtimes of a benchmark.
+pub fn bridge_network(dir: &Path, bridge: &str, subnet: &str) -> anyhow::Result<PathBuf> {
+    let cni_dir = dir.join("net.d");
+    write_config(
+        &cni_dir,
+        "10-bench.conflist",
+        &bridge_conflist_with_ipam_dir("crius-bench", bridge, subnet, Some(&dir.join("ipam"))),
+    )?;
+    Ok(cni_dir)
+}
+
+/// Pushes `pause:3.10`, the sandbox image containerd's pods need (a sleeping busybox).
+pub async fn push_pause_image(registry: &TestRegistry) -> anyhow::Result<()> {
+    let pause = OciImage::build(
+        vec![busybox_layer(Path::new(STATIC_BUSYBOX))?],
+        &RunConfig {
+            entrypoint: vec!["/bin/sleep".into(), "2147483647".into()],
+            ..RunConfig::default()
+        },
+    )?;
+    registry.push("pause", "3.10", &pause).await?;
+    Ok(())
+}
 
 pub fn median(samples: &[Duration]) -> Duration {
     let mut sorted = samples.to_vec();

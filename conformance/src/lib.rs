@@ -30,6 +30,7 @@ pub mod daemon;
 pub mod fixture;
 pub mod hostile_registry;
 pub mod image;
+pub mod kubelet;
 pub mod memory;
 pub mod pods;
 pub mod registry;
