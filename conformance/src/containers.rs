@@ -322,6 +322,21 @@ impl Drop for ContainerFixture {
                 .output()
                 .ok();
         }
+        // The pods' init processes (a pod-wide PID namespace each), which RemovePodSandbox
+        // would have ended.
+        let pods = self.pods.paths().state_dir.join("pods");
+        for pod in std::fs::read_dir(pods).into_iter().flatten().flatten() {
+            let pid = std::fs::read_to_string(pod.path().join("ns/init.pid"))
+                .ok()
+                .and_then(|pid| pid.trim().parse::<i32>().ok());
+            if let Some(pid) = pid {
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                )
+                .ok();
+            }
+        }
         for mount in self.mounts().iter().rev() {
             Command::new("umount").args(["-l", mount]).output().ok();
         }
