@@ -181,14 +181,6 @@ async fn rpcs_not_built_yet_answer_unimplemented_naming_the_rpc() {
     let mut client = crius.client().await.unwrap();
     let mut answers: Vec<(&str, Result<(), tonic::Status>)> = vec![
         (
-            "ExecSync",
-            client
-                .runtime
-                .exec_sync(cri::ExecSyncRequest::default())
-                .await
-                .map(drop),
-        ),
-        (
             "GetContainerEvents",
             client
                 .runtime
