@@ -22,6 +22,7 @@ use crate::image_service::{CriImageService, ImageServiceServer};
 use crate::pods::PodManager;
 use crate::runtime_service::{CriRuntimeService, RuntimeServiceServer};
 use crate::socket;
+use crate::streaming::StreamServer;
 use crius_image_store::store::{ImageStore, ImageStoreConfig};
 
 /// Largest gRPC message either way. kubelet allows 16 MiB; ExecSync may answer 16 MiB of stdout
@@ -53,10 +54,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await
     .context("open the container store")?;
+    let (streaming, stream_listener) = StreamServer::bind(&config.stream, containers.clone())
+        .await
+        .context("start the streaming server")?;
+    let (stop_streaming, streaming_stop_requested) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(streaming.clone().serve(stream_listener, async {
+        streaming_stop_requested.await.ok();
+    }));
+    tracing::info!(address = %streaming.address(), "the streaming server is listening");
     let runtime_service = RuntimeServiceServer::new(CriRuntimeService::new(
         config.clone(),
         pods,
         containers.clone(),
+        streaming,
     ))
     .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
@@ -104,6 +114,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "shutting down: no new calls are accepted"
     );
     stop_accepting.send(()).ok();
+    stop_streaming.send(()).ok();
     match tokio::time::timeout(config.shutdown_timeout, &mut server).await {
         Ok(finished) => finished
             .context("gRPC server task")?

@@ -18,3 +18,4 @@ mod pods;
 mod runtime_service;
 mod socket;
 mod status;
+mod streaming;

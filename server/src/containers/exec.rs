@@ -12,7 +12,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use crius_runtime::container::exec::{ExecDir, exec_failure_message, kill_exec};
-use crius_runtime::container::record::ContainerState;
+use crius_runtime::container::record::{ContainerRecord, ContainerState};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Child;
 use tonic::Status;
@@ -39,15 +39,29 @@ pub struct ExecOutput {
     pub exit_code: i32,
 }
 
+/// Which of an exec'd process's standard streams are piped to crius; the others are
+/// `/dev/null`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecStreams {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// A `runc exec` started in the foreground.
+#[derive(Debug)]
+pub struct SpawnedExec {
+    /// The container's full id.
+    pub container_id: String,
+    /// `runc exec`, killed if dropped.
+    pub child: Child,
+    /// The exec's files; the exec'd process's pid once runc started it.
+    pub exec: ExecDir,
+}
+
 impl ContainerManager {
-    /// Runs `command` in running container `id` to its end, or until `timeout` passes (None:
-    /// no limit).
-    pub async fn exec_sync(
-        &self,
-        id: &str,
-        command: Vec<String>,
-        timeout: Option<Duration>,
-    ) -> Result<ExecOutput, Status> {
+    /// The record of container `id` (or unique id prefix) if it is running.
+    pub fn running(&self, id: &str) -> Result<ContainerRecord, Status> {
         let record = self
             .find(id)
             .ok_or_else(|| Status::not_found(format!("container {id} not found")))?;
@@ -57,19 +71,68 @@ impl ContainerManager {
                 record.id
             )));
         }
+        Ok(record)
+    }
+
+    /// Starts `command` in running container `id` through `runc exec`, with the container's
+    /// process settings and `streams` piped.
+    pub async fn spawn_exec(
+        &self,
+        id: &str,
+        command: Vec<String>,
+        streams: ExecStreams,
+    ) -> Result<SpawnedExec, Status> {
+        let record = self.running(id)?;
         let runtime = self.oci_runtime(&record.runtime_handler)?;
         let dir = record.dir.clone();
-        let described = command.join(" ");
         let exec = run_blocking(move || ExecDir::prepare(&dir, command))
             .await
             .map_err(|e| runtime_status(&e))?;
+        let piped_if = |wanted: bool| {
+            if wanted {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            }
+        };
         let child = tokio::process::Command::from(runtime.exec_command(&record.id, &exec))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdin(piped_if(streams.stdin))
+            .stdout(piped_if(streams.stdout))
+            .stderr(piped_if(streams.stderr))
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| Status::internal(format!("run {}: {e}", runtime.binary.display())))?;
+        Ok(SpawnedExec {
+            container_id: record.id,
+            child,
+            exec,
+        })
+    }
+
+    /// Runs `command` in running container `id` to its end, or until `timeout` passes (None:
+    /// no limit).
+    pub async fn exec_sync(
+        &self,
+        id: &str,
+        command: Vec<String>,
+        timeout: Option<Duration>,
+    ) -> Result<ExecOutput, Status> {
+        let described = command.join(" ");
+        let SpawnedExec {
+            container_id,
+            child,
+            exec,
+        } = self
+            .spawn_exec(
+                id,
+                command,
+                ExecStreams {
+                    stdin: false,
+                    stdout: true,
+                    stderr: true,
+                },
+            )
+            .await?;
         // The exec runs in a task of its own, which ends it as it would at the timeout when
         // the caller goes away (this future dropped, `_caller` with it).
         let (_caller, caller_gone) = tokio::sync::oneshot::channel::<()>();
@@ -86,8 +149,7 @@ impl ContainerManager {
         let Some(status) = status else {
             let limit = timeout.unwrap_or_default().as_secs();
             return Err(Status::deadline_exceeded(format!(
-                "command {described:?} in container {} timed out after {limit}s",
-                record.id
+                "command {described:?} in container {container_id} timed out after {limit}s"
             )));
         };
         let exit_code = exit_code(status);
@@ -95,8 +157,7 @@ impl ContainerManager {
             // runc could not start the process (no such command, the container just ended): an
             // error, as cri-o and containerd answer, not an exit code of the command's.
             return Err(Status::unknown(format!(
-                "exec in container {} failed: {}",
-                record.id,
+                "exec in container {container_id} failed: {}",
                 exec_failure_message(&stderr)
             )));
         }
@@ -150,17 +211,7 @@ async fn run_to_end(
             status = child.wait() => return status.map(Some),
             () = expired => {}
         }
-        if let (Some(exec_pid), Some(runtime_pid)) = (exec.exec_pid(), child.id())
-            && let Err(e) = run_blocking(move || kill_exec(exec_pid, runtime_pid)).await
-        {
-            tracing::warn!(error = %e, "killing an exec'd process whose time is up");
-        }
-        if tokio::time::timeout(RUNTIME_GRACE, child.wait())
-            .await
-            .is_err()
-        {
-            child.kill().await?;
-        }
+        end_exec(&mut child, &exec).await?;
         Ok(None)
     };
     let (stdout, stderr, status) = tokio::join!(read_capped(stdout), read_capped(stderr), waited);
@@ -172,6 +223,23 @@ async fn run_to_end(
         stderr: stderr.map_err(read_failed)?,
         exec_started: exec.exec_pid().is_some(),
     })
+}
+
+/// Ends an exec whose time is up or whose client went away: kills the exec'd process and what it
+/// started, then waits for `runc exec` (`child`) to end, killing it too if it lingers.
+pub async fn end_exec(child: &mut Child, exec: &ExecDir) -> std::io::Result<()> {
+    if let (Some(exec_pid), Some(runtime_pid)) = (exec.exec_pid(), child.id())
+        && let Err(e) = run_blocking(move || kill_exec(exec_pid, runtime_pid)).await
+    {
+        tracing::warn!(error = %e, "killing an exec'd process");
+    }
+    if tokio::time::timeout(RUNTIME_GRACE, child.wait())
+        .await
+        .is_err()
+    {
+        child.kill().await?;
+    }
+    Ok(())
 }
 
 /// Reads `pipe` to its end, keeping the first [`OUTPUT_LIMIT`] bytes.
@@ -189,7 +257,7 @@ async fn read_capped(mut pipe: impl AsyncRead + Unpin) -> std::io::Result<Vec<u8
 }
 
 /// An exit status as a CRI exit code: the code, or 128 + the signal.
-fn exit_code(status: ExitStatus) -> i32 {
+pub fn exit_code(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status
         .code()

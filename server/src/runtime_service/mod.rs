@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::containers::ContainerManager;
 use crate::pods::PodManager;
 use crate::status::not_built;
+use crate::streaming::StreamServer;
 
 pub use k8s_cri::v1::runtime_service_server::RuntimeServiceServer;
 
@@ -27,6 +28,7 @@ pub struct CriRuntimeService {
     config: Arc<Config>,
     pods: Arc<PodManager>,
     containers: Arc<ContainerManager>,
+    streaming: Arc<StreamServer>,
 }
 
 impl CriRuntimeService {
@@ -34,11 +36,13 @@ impl CriRuntimeService {
         config: Arc<Config>,
         pods: Arc<PodManager>,
         containers: Arc<ContainerManager>,
+        streaming: Arc<StreamServer>,
     ) -> Self {
         CriRuntimeService {
             config,
             pods,
             containers,
+            streaming,
         }
     }
 }
@@ -229,6 +233,20 @@ impl RuntimeService for CriRuntimeService {
             .map(Response::new)
     }
 
+    async fn exec(
+        &self,
+        request: Request<cri::ExecRequest>,
+    ) -> Result<Response<cri::ExecResponse>, Status> {
+        self.streaming.exec(request.into_inner()).map(Response::new)
+    }
+
+    async fn attach(
+        &self,
+        request: Request<cri::AttachRequest>,
+    ) -> Result<Response<cri::AttachResponse>, Status> {
+        self.streaming.attach(request.get_ref()).map(Response::new)
+    }
+
     type GetContainerEventsStream = ContainerEventStream;
 
     async fn get_container_events(
@@ -239,8 +257,6 @@ impl RuntimeService for CriRuntimeService {
     }
 
     not_built_yet! {
-        exec(ExecRequest) -> ExecResponse = "Exec";
-        attach(AttachRequest) -> AttachResponse = "Attach";
         port_forward(PortForwardRequest) -> PortForwardResponse = "PortForward";
         pod_sandbox_stats(PodSandboxStatsRequest) -> PodSandboxStatsResponse = "PodSandboxStats";
         list_pod_sandbox_stats(ListPodSandboxStatsRequest) -> ListPodSandboxStatsResponse = "ListPodSandboxStats";
