@@ -34,6 +34,7 @@ pub mod kubelet;
 pub mod memory;
 pub mod pods;
 pub mod registry;
+pub mod remotecommand;
 
 /// Whether the suite runs as root, as the pod and container tests need.
 pub fn is_root() -> bool {
