@@ -545,3 +545,383 @@ fn stream_id_received(frame: &'static str, word: u32) -> Result<u32, SpdyError> 
         stream_id => Ok(stream_id),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_frames() -> Vec<Frame> {
+        vec![
+            Frame::SynStream {
+                stream_id: 1,
+                associated_stream_id: 0,
+                priority: 0,
+                fin: false,
+                unidirectional: false,
+                headers: Headers::new().with("streamtype", "error"),
+            },
+            Frame::SynStream {
+                stream_id: 0x7fff_ffff,
+                associated_stream_id: 3,
+                priority: 7,
+                fin: true,
+                unidirectional: true,
+                headers: Headers::new()
+                    .with("streamtype", "data")
+                    .with("port", "8080")
+                    .with("requestid", "1"),
+            },
+            Frame::SynReply {
+                stream_id: 1,
+                fin: false,
+                headers: Headers::new(),
+            },
+            Frame::SynReply {
+                stream_id: 5,
+                fin: true,
+                headers: Headers::new().with("status", "200"),
+            },
+            Frame::RstStream {
+                stream_id: 3,
+                status: RstStatus::CANCEL,
+            },
+            Frame::Settings {
+                clear: true,
+                settings: vec![
+                    Setting {
+                        id: SettingId::INITIAL_WINDOW_SIZE,
+                        flags: 1,
+                        value: 65536,
+                    },
+                    Setting {
+                        id: SettingId::MAX_CONCURRENT_STREAMS,
+                        flags: 0,
+                        value: 32,
+                    },
+                ],
+            },
+            Frame::Settings {
+                clear: false,
+                settings: vec![],
+            },
+            Frame::Ping { id: 2 },
+            Frame::GoAway {
+                last_good_stream_id: 7,
+                status: GoAwayStatus::PROTOCOL_ERROR,
+            },
+            Frame::Headers {
+                stream_id: 9,
+                fin: true,
+                headers: Headers::new().with("x", "y"),
+            },
+            Frame::WindowUpdate {
+                stream_id: 0,
+                delta: 0x7fff_ffff,
+            },
+            Frame::WindowUpdate {
+                stream_id: 11,
+                delta: 1,
+            },
+            Frame::Data {
+                stream_id: 1,
+                fin: false,
+                data: Bytes::from_static(b"hello"),
+            },
+            Frame::Data {
+                stream_id: 1,
+                fin: true,
+                data: Bytes::new(),
+            },
+        ]
+    }
+
+    fn encode(frames: &[Frame]) -> BytesMut {
+        let mut encoder = FrameEncoder::new().unwrap();
+        let mut wire = BytesMut::new();
+        for frame in frames {
+            encoder.encode(frame, &mut wire).unwrap();
+        }
+        wire
+    }
+
+    fn decode_one(bytes: &[u8]) -> Result<Option<Frame>, SpdyError> {
+        FrameDecoder::new(FrameLimits::default()).decode(&mut BytesMut::from(bytes))
+    }
+
+    #[test]
+    fn every_frame_round_trips() {
+        let frames = all_frames();
+        let mut wire = encode(&frames);
+        let mut decoder = FrameDecoder::new(FrameLimits::default());
+        for frame in &frames {
+            assert_eq!(decoder.decode(&mut wire).unwrap().as_ref(), Some(frame));
+        }
+        assert!(decoder.decode(&mut wire).unwrap().is_none());
+        assert!(wire.is_empty());
+    }
+
+    #[test]
+    fn frames_decode_byte_by_byte() {
+        let frames = all_frames();
+        let wire = encode(&frames);
+        let mut decoder = FrameDecoder::new(FrameLimits::default());
+        let mut src = BytesMut::new();
+        let mut decoded = Vec::new();
+        for byte in wire {
+            src.extend_from_slice(&[byte]);
+            while let Some(frame) = decoder.decode(&mut src).unwrap() {
+                decoded.push(frame);
+            }
+        }
+        assert_eq!(decoded, frames);
+    }
+
+    #[test]
+    fn fixed_frames_have_the_wire_layout_of_the_spec() {
+        let wire = encode(&[
+            Frame::Ping { id: 1 },
+            Frame::RstStream {
+                stream_id: 3,
+                status: RstStatus::REFUSED_STREAM,
+            },
+            Frame::WindowUpdate {
+                stream_id: 5,
+                delta: 0x1000,
+            },
+            Frame::GoAway {
+                last_good_stream_id: 1,
+                status: GoAwayStatus::OK,
+            },
+            Frame::Data {
+                stream_id: 5,
+                fin: true,
+                data: Bytes::from_static(b"ab"),
+            },
+        ]);
+        let expected: &[u8] = &[
+            0x80, 0x03, 0x00, 0x06, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01, // PING
+            0x80, 0x03, 0x00, 0x03, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00,
+            0x00, 0x03, // RST_STREAM
+            0x80, 0x03, 0x00, 0x09, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00,
+            0x10, 0x00, // WINDOW_UPDATE
+            0x80, 0x03, 0x00, 0x07, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
+            0x00, 0x00, // GOAWAY
+            0x00, 0x00, 0x00, 0x05, 0x01, 0x00, 0x00, 0x02, b'a', b'b', // DATA, FIN
+        ];
+        assert_eq!(&wire[..], expected);
+    }
+
+    #[test]
+    fn syn_stream_flags_and_priority_sit_where_go_puts_them() {
+        let wire = encode(&[Frame::SynStream {
+            stream_id: 1,
+            associated_stream_id: 0,
+            priority: 5,
+            fin: true,
+            unidirectional: true,
+            headers: Headers::new(),
+        }]);
+        assert_eq!(&wire[..4], &[0x80, 0x03, 0x00, 0x01]);
+        assert_eq!(wire[4], 0x03, "FIN | UNIDIRECTIONAL");
+        let len = u32::from_be_bytes([0, wire[5], wire[6], wire[7]]) as usize;
+        assert_eq!(len, wire.len() - 8);
+        assert_eq!(&wire[8..16], &[0, 0, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(wire[16], 5 << 5);
+        assert_eq!(wire[17], 0, "credential slot");
+    }
+
+    #[test]
+    fn an_oversized_frame_is_refused_from_its_header_alone() {
+        let limits = FrameLimits {
+            max_frame_len: 1024,
+            ..FrameLimits::default()
+        };
+        let mut decoder = FrameDecoder::new(limits);
+        // A DATA frame announcing 1025 bytes, of which none has arrived.
+        let mut src = BytesMut::from(&[0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x04, 0x01][..]);
+        let error = decoder.decode(&mut src).unwrap_err();
+        assert!(matches!(
+            error,
+            SpdyError::FrameTooLarge {
+                length: 1025,
+                max: 1024
+            }
+        ));
+        assert_eq!(error.kind(), crate::SpdyErrorKind::Limit);
+        // 1024 is fine, and waits for its payload.
+        let mut src = BytesMut::from(&[0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x04, 0x00][..]);
+        assert!(decoder.decode(&mut src).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_encoder_refuses_what_the_wire_cannot_carry() {
+        let mut encoder = FrameEncoder::new().unwrap();
+        let mut wire = BytesMut::from(&b"kept"[..]);
+        let too_big = Frame::Data {
+            stream_id: 1,
+            fin: false,
+            data: Bytes::from(vec![0; MAX_PAYLOAD_LEN + 1]),
+        };
+        assert!(matches!(
+            encoder.encode(&too_big, &mut wire),
+            Err(SpdyError::FrameTooLarge { .. })
+        ));
+        for bad in [
+            Frame::Data {
+                stream_id: 0,
+                fin: false,
+                data: Bytes::new(),
+            },
+            Frame::RstStream {
+                stream_id: 1,
+                status: RstStatus(0),
+            },
+            Frame::WindowUpdate {
+                stream_id: 1,
+                delta: 0,
+            },
+            Frame::SynReply {
+                stream_id: 0x8000_0000,
+                fin: false,
+                headers: Headers::new(),
+            },
+        ] {
+            assert!(encoder.encode(&bad, &mut wire).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            &wire[..],
+            b"kept",
+            "nothing of a refused frame is left behind"
+        );
+    }
+
+    #[test]
+    fn a_wrong_version_is_refused() {
+        let mut wire = encode(&[Frame::Ping { id: 1 }]);
+        wire[1] = 2;
+        assert!(matches!(
+            decode_one(&wire),
+            Err(SpdyError::UnsupportedVersion(2))
+        ));
+    }
+
+    #[test]
+    fn malformed_control_frames_are_refused() {
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            // PING with 3 bytes
+            (vec![0x80, 3, 0, 6, 0, 0, 0, 3, 0, 0, 1], "PING"),
+            // RST_STREAM for stream 0
+            (
+                vec![0x80, 3, 0, 3, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 5],
+                "RST_STREAM",
+            ),
+            // RST_STREAM with status 0
+            (
+                vec![0x80, 3, 0, 3, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0],
+                "RST_STREAM",
+            ),
+            // WINDOW_UPDATE with delta 0
+            (
+                vec![0x80, 3, 0, 9, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0],
+                "WINDOW_UPDATE",
+            ),
+            // GOAWAY of 4 bytes (SPDY/2 layout)
+            (vec![0x80, 3, 0, 7, 0, 0, 0, 4, 0, 0, 0, 1], "GOAWAY"),
+            // SETTINGS claiming 2 entries, carrying 1
+            (
+                vec![
+                    0x80, 3, 0, 4, 0, 0, 0, 12, 0, 0, 0, 2, 0, 0, 0, 7, 0, 1, 0, 0,
+                ],
+                "SETTINGS",
+            ),
+            // SYN_STREAM shorter than its fixed fields
+            (vec![0x80, 3, 0, 1, 0, 0, 0, 4, 0, 0, 0, 1], "SYN_STREAM"),
+            // SYN_REPLY for stream 0
+            (vec![0x80, 3, 0, 2, 0, 0, 0, 4, 0, 0, 0, 0], "SYN_REPLY"),
+            // DATA for stream 0
+            (vec![0, 0, 0, 0, 0, 0, 0, 1, 9], "DATA"),
+        ];
+        for (bytes, expected) in cases {
+            match decode_one(&bytes) {
+                Err(SpdyError::InvalidFrame { frame, .. }) => assert_eq!(frame, expected),
+                other => panic!("{bytes:?}: expected an invalid {expected}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_truncated_frame_waits_for_more() {
+        let wire = encode(&all_frames()[..2]);
+        for cut in 0..wire.len() {
+            let mut decoder = FrameDecoder::new(FrameLimits::default());
+            let mut src = BytesMut::from(&wire[..cut]);
+            let first = decoder.decode(&mut src).unwrap();
+            if let Some(frame) = first {
+                assert_eq!(frame, all_frames()[0]);
+                assert!(decoder.decode(&mut src).unwrap().is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn a_header_block_cut_short_inside_its_frame_is_refused() {
+        let mut encoder = FrameEncoder::new().unwrap();
+        let mut wire = BytesMut::new();
+        encoder
+            .encode(
+                &Frame::SynReply {
+                    stream_id: 1,
+                    fin: false,
+                    headers: Headers::new().with("streamtype", "stdout"),
+                },
+                &mut wire,
+            )
+            .unwrap();
+        // Keep the frame whole but drop the block's tail: lower the length and truncate.
+        let len = wire.len() - 8 - 6;
+        wire.truncate(8 + len);
+        wire[7] = len as u8;
+        assert!(decode_one(&wire).is_err());
+    }
+
+    #[test]
+    fn a_header_bomb_inside_a_frame_is_refused() {
+        let mut encoder = FrameEncoder::new().unwrap();
+        let mut wire = BytesMut::new();
+        let value = "z".repeat(2 << 20);
+        encoder
+            .encode(
+                &Frame::Headers {
+                    stream_id: 1,
+                    fin: false,
+                    headers: Headers::new().with("bomb", &value),
+                },
+                &mut wire,
+            )
+            .unwrap();
+        assert!(wire.len() < 16 * 1024, "{}", wire.len());
+        let error = decode_one(&wire).unwrap_err();
+        assert!(
+            matches!(error, SpdyError::HeaderBlockTooLarge { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unknown_control_frames_are_skipped() {
+        // A CREDENTIAL frame (type 10, gone in SPDY/3.1), then a PING.
+        let mut wire = BytesMut::from(&[0x80, 3, 0, 10, 0, 0, 0, 2, 0xaa, 0xbb][..]);
+        wire.extend_from_slice(&encode(&[Frame::Ping { id: 3 }]));
+        let mut decoder = FrameDecoder::new(FrameLimits::default());
+        assert_eq!(
+            decoder.decode(&mut wire).unwrap(),
+            Some(Frame::Ping { id: 3 })
+        );
+    }
+
+    #[test]
+    fn status_codes_print_their_names() {
+        assert_eq!(RstStatus::REFUSED_STREAM.to_string(), "REFUSED_STREAM");
+        assert_eq!(RstStatus(99).to_string(), "status 99");
+    }
+}

@@ -331,3 +331,185 @@ impl HeaderDecompressor {
         Headers::decode(&out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(pairs: &[(&str, &str)]) -> Vec<u8> {
+        let mut block = (pairs.len() as u32).to_be_bytes().to_vec();
+        for (name, value) in pairs {
+            block.extend_from_slice(&(name.len() as u32).to_be_bytes());
+            block.extend_from_slice(name.as_bytes());
+            block.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            block.extend_from_slice(value.as_bytes());
+        }
+        block
+    }
+
+    /// Compresses `plain` blocks in one context, like a peer would (level 9, the dictionary).
+    fn compress_raw(blocks: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let mut zlib = Compress::new(Compression::best(), true);
+        zlib.set_dictionary(DICTIONARY).unwrap();
+        let mut total = 0;
+        blocks
+            .iter()
+            .map(|block| {
+                let mut out = Vec::with_capacity(block.len() + 1024);
+                zlib.compress_vec(block, &mut out, FlushCompress::Sync)
+                    .unwrap();
+                total += block.len() as u64;
+                assert_eq!(zlib.total_in(), total, "the whole block went in");
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dictionary_is_the_spdy3_one() {
+        assert_eq!(DICTIONARY.len(), 1423);
+        let mut zlib = Compress::new(Compression::default(), true);
+        assert_eq!(zlib.set_dictionary(DICTIONARY).unwrap(), 0xe3c6a7c2);
+    }
+
+    /// Two consecutive blocks of one context, compressed by C zlib (Python's `zlib` module,
+    /// `compressobj(9, zdict=<the SPDY/3 dictionary>)`, `Z_SYNC_FLUSH` after each).
+    #[test]
+    fn decompresses_blocks_compressed_by_c_zlib() {
+        let first: &[u8] = &[
+            0x78, 0xf9, 0xe3, 0xc6, 0xa7, 0xc2, 0x02, 0xa6, 0x23, 0x46, 0x70, 0x3a, 0x2b, 0x29,
+            0x4a, 0x4d, 0xcc, 0x85, 0x16, 0x25, 0xac, 0xa9, 0xa0, 0x80, 0x06, 0x00, 0x00, 0x00,
+            0xff, 0xff,
+        ];
+        let second: &[u8] = &[
+            0x02, 0xa5, 0x47, 0x48, 0xd1, 0x5c, 0x04, 0xce, 0x05, 0x16, 0x06, 0x16, 0x06, 0x40,
+            0x9a, 0xb3, 0x08, 0x12, 0x95, 0x99, 0xa0, 0x24, 0xce, 0x68, 0x80, 0xa1, 0x19, 0x54,
+            0x0e, 0x25, 0x02, 0x00, 0x00, 0x00, 0xff, 0xff,
+        ];
+        let mut decompressor = HeaderDecompressor::new(1 << 20);
+        let headers = decompressor.decompress(first).unwrap();
+        assert_eq!(headers, Headers::new().with("streamtype", "error"));
+        let headers = decompressor.decompress(second).unwrap();
+        assert_eq!(headers.get("port"), Some("8080"));
+        assert_eq!(headers.get("requestid"), Some("0"));
+        assert_eq!(headers.get("streamtype"), Some("data"));
+        assert_eq!(headers.len(), 3);
+    }
+
+    #[test]
+    fn compressed_blocks_share_one_context_per_direction() {
+        let mut compressor = HeaderCompressor::new().unwrap();
+        let mut decompressor = HeaderDecompressor::new(1 << 20);
+        let blocks = [
+            Headers::new().with("streamType", "stdout"),
+            Headers::new().with("streamtype", "stderr"),
+            Headers::new()
+                .with("streamtype", "data")
+                .with("port", "80")
+                .with("requestID", "7"),
+            Headers::new(),
+        ];
+        let mut sizes = Vec::new();
+        for headers in &blocks {
+            let mut wire = BytesMut::new();
+            compressor.compress(headers, &mut wire).unwrap();
+            sizes.push(wire.len());
+            assert_eq!(&decompressor.decompress(&wire).unwrap(), headers);
+        }
+        // The second block reuses the first one's history: it is smaller than the first.
+        assert!(sizes[1] < sizes[0], "{sizes:?}");
+        assert_eq!(blocks[2].get("requestid"), Some("7"));
+    }
+
+    #[test]
+    fn blocks_compressed_elsewhere_decompress_here() {
+        let blocks = vec![
+            plain(&[("streamtype", "resize")]),
+            plain(&[("streamtype", "stdin"), ("x", "a\0b")]),
+        ];
+        let wire = compress_raw(&blocks);
+        let mut decompressor = HeaderDecompressor::new(1 << 20);
+        assert_eq!(
+            decompressor.decompress(&wire[0]).unwrap().get("streamtype"),
+            Some("resize")
+        );
+        let second = decompressor.decompress(&wire[1]).unwrap();
+        assert_eq!(second.get("x"), Some("a"));
+        assert_eq!(second.iter().nth(1), Some(("x", "a\0b")));
+    }
+
+    #[test]
+    fn a_zlib_bomb_is_refused_at_the_limit() {
+        let value = "a".repeat(4 << 20);
+        let wire = compress_raw(&[plain(&[("bomb", &value)])]);
+        assert!(wire[0].len() < 64 * 1024, "{}", wire[0].len());
+        let mut decompressor = HeaderDecompressor::new(1 << 20);
+        let error = decompressor.decompress(&wire[0]).unwrap_err();
+        assert!(matches!(error, SpdyError::HeaderBlockTooLarge { max } if max == 1 << 20));
+    }
+
+    #[test]
+    fn a_block_just_under_the_limit_passes() {
+        let block = plain(&[("v", &"b".repeat(1000))]);
+        let limit = block.len();
+        let wire = compress_raw(&[block]);
+        assert!(HeaderDecompressor::new(limit).decompress(&wire[0]).is_ok());
+        let error = HeaderDecompressor::new(limit - 1)
+            .decompress(&wire[0])
+            .unwrap_err();
+        assert!(matches!(error, SpdyError::HeaderBlockTooLarge { .. }));
+    }
+
+    #[test]
+    fn malformed_pairs_are_refused() {
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (vec![0, 0, 0], "truncated"),
+            (vec![0, 0, 0, 9], "more pairs than bytes"),
+            (plain(&[("Upper", "x")]), "name not lowercase"),
+            (plain(&[("a", "1"), ("a", "2")]), "duplicate name"),
+            (plain(&[("", "x")]), "empty name"),
+            (
+                [plain(&[("a", "1")]), vec![0]].concat(),
+                "bytes after the last pair",
+            ),
+            (
+                {
+                    let mut b = plain(&[("a", "1")]);
+                    b.truncate(b.len() - 1);
+                    b
+                },
+                "truncated",
+            ),
+            (
+                {
+                    let mut b = plain(&[("a", "12")]);
+                    let at = b.len() - 2;
+                    b[at] = 0xff;
+                    b
+                },
+                "not utf-8",
+            ),
+        ];
+        for (block, reason) in cases {
+            match Headers::decode(&block) {
+                Err(SpdyError::InvalidHeaderBlock(got)) => assert_eq!(got, reason),
+                other => panic!("{block:?}: expected {reason}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_is_not_a_compressed_block() {
+        let mut decompressor = HeaderDecompressor::new(1 << 20);
+        assert!(decompressor.decompress(&[0x12, 0x34, 0x56, 0x78]).is_err());
+    }
+
+    #[test]
+    fn names_are_lowercased_and_replaced() {
+        let mut headers = Headers::new().with("StreamType", "stdout");
+        headers.insert("streamtype", "stderr");
+        assert_eq!(headers.len(), 1);
+        assert_eq!(headers.get("STREAMTYPE"), Some("stderr"));
+        assert!(!headers.is_empty());
+    }
+}
