@@ -116,6 +116,8 @@ pub(crate) struct Shared {
     accept_wake: Notify,
     /// Set when the tasks must stop at once.
     shutdown: watch::Sender<bool>,
+    /// Set when the session has ended: the writer has little time left for its last frames.
+    closing: watch::Sender<bool>,
     /// How many of the two tasks are still running.
     tasks_running: watch::Sender<usize>,
 }
@@ -212,6 +214,7 @@ impl Session {
             reader_wake: Notify::new(),
             accept_wake: Notify::new(),
             shutdown: watch::Sender::new(false),
+            closing: watch::Sender::new(false),
             tasks_running: watch::Sender::new(2),
         });
         let (reader, writer) = tokio::io::split(io);
@@ -439,18 +442,20 @@ impl Shared {
     /// status before it stops, otherwise both tasks stop at once.
     fn close(&self, reason: String, go_away: Option<GoAwayStatus>) {
         let mut state = self.lock();
-        if let Some(status) = go_away {
-            if state.closed.is_none() && !state.go_away_sent {
-                state.go_away_sent = true;
-                let last_good_stream_id = state.last_peer_stream_id;
-                state.control.push_back(Frame::GoAway {
-                    last_good_stream_id,
-                    status,
-                });
-            }
+        if let Some(status) = go_away
+            && state.closed.is_none()
+            && !state.go_away_sent
+        {
+            state.go_away_sent = true;
+            let last_good_stream_id = state.last_peer_stream_id;
+            state.control.push_back(Frame::GoAway {
+                last_good_stream_id,
+                status,
+            });
         }
         state.close(reason);
         drop(state);
+        self.closing.send_replace(true);
         if go_away.is_none() {
             self.shutdown.send_replace(true);
         }
@@ -604,13 +609,23 @@ impl State {
         self.config.initial_window as usize
     }
 
-    /// Counts `n` received bytes as consumed, for the session and for stream `id`.
-    pub(crate) fn credit(&mut self, id: Option<u32>, n: usize) {
+    /// Counts `n` received bytes as consumed, for the session and for stream `id`. True when
+    /// a WINDOW_UPDATE is due: wake the writer.
+    pub(crate) fn credit(&mut self, id: Option<u32>, n: usize) -> bool {
         let n = n as u64;
+        let threshold = self.window_update_threshold();
         self.session_recv_unacked += n;
+        let mut due = self.session_recv_unacked >= threshold;
         if let Some(stream) = id.and_then(|id| self.streams.get_mut(&id)) {
             stream.recv_unacked += n;
+            due |= stream.recv_unacked >= threshold;
         }
+        due
+    }
+
+    /// Consumed bytes are returned to the peer once they make half a window.
+    fn window_update_threshold(&self) -> u64 {
+        u64::from(self.config.initial_window / 2)
     }
 
     /// Forgets stream `id` if nothing refers to it any more: both handles dropped and the
@@ -870,7 +885,7 @@ impl State {
         if self.closed.is_some() {
             return true;
         }
-        let threshold = u64::from(self.config.initial_window / 2);
+        let threshold = self.window_update_threshold();
         if self.session_recv_unacked >= threshold {
             let delta = self.session_recv_unacked.min(MAX_WINDOW as u64);
             self.session_recv_unacked -= delta;
@@ -988,6 +1003,7 @@ where
 {
     let _running = TaskRunning(shared.clone());
     let mut shutdown = shared.shutdown.subscribe();
+    let mut closing = shared.closing.subscribe();
     let mut encoder = match FrameEncoder::new() {
         Ok(encoder) => encoder,
         Err(error) => {
@@ -1014,15 +1030,18 @@ where
                 writer.write_all(&buf).await?;
                 writer.flush().await
             };
-            let written = if finished {
-                tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, write)
-                    .await
-                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-            } else {
-                tokio::select! {
-                    written = write => written,
-                    _ = shutdown.wait_for(|stop| *stop) => break,
+            tokio::pin!(write);
+            // A peer that stops reading must not hold a closing session forever.
+            let last_chance = async {
+                if !finished {
+                    let _ = closing.wait_for(|closing| *closing).await;
                 }
+                tokio::time::sleep(CLOSE_FLUSH_TIMEOUT).await;
+            };
+            let written = tokio::select! {
+                written = &mut write => written,
+                _ = last_chance => Err(std::io::ErrorKind::TimedOut.into()),
+                _ = shutdown.wait_for(|stop| *stop) => break,
             };
             buf.clear();
             if let Err(error) = written {

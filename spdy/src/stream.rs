@@ -216,8 +216,11 @@ impl AsyncRead for RecvStream {
                 }
             }
             stream.recv_buffered -= copied;
-            state.credit(Some(id), copied);
+            let window_update_due = state.credit(Some(id), copied);
             drop(state);
+            if window_update_due {
+                self.shared.writer_wake.notify_one();
+            }
             // The reader task may be holding back a frame for want of room in this stream.
             self.shared.reader_wake.notify_one();
             return Poll::Ready(Ok(()));
