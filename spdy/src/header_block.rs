@@ -396,6 +396,27 @@ mod tests {
         assert_eq!(headers.len(), 3);
     }
 
+    /// Go's `zlib.NewReaderDict` (spdystream's reader) takes the dictionary only from a
+    /// stream header that names it: FDICT set and the dictionary's Adler-32 after the header.
+    #[test]
+    fn the_first_block_names_the_dictionary_in_its_zlib_header() {
+        let mut compressor = HeaderCompressor::new().unwrap();
+        let mut wire = BytesMut::new();
+        compressor
+            .compress(&Headers::new().with("streamtype", "error"), &mut wire)
+            .unwrap();
+        assert_eq!(wire[0] & 0x0f, 8, "deflate");
+        assert_ne!(wire[1] & 0x20, 0, "FDICT");
+        assert_eq!(
+            (u16::from(wire[0]) << 8 | u16::from(wire[1])) % 31,
+            0,
+            "header check"
+        );
+        assert_eq!(&wire[2..6], &[0xe3, 0xc6, 0xa7, 0xc2]);
+        // Each block ends with the sync flush marker, as Go's Flush ends it.
+        assert_eq!(&wire[wire.len() - 4..], &[0x00, 0x00, 0xff, 0xff]);
+    }
+
     #[test]
     fn compressed_blocks_share_one_context_per_direction() {
         let mut compressor = HeaderCompressor::new().unwrap();

@@ -69,7 +69,8 @@ impl Role {
 /// The bounds of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionConfig {
-    /// Streams open at once, both directions together (default 32).
+    /// Streams open at once, both directions together (default 32). A stream counts until it
+    /// is finished or reset and its handles are dropped.
     pub max_streams: usize,
     /// Our receive window per stream, which is also the most a stream buffers in either
     /// direction (default 64 KiB; at least 1 KiB, at most 2^31 - 1).
@@ -834,6 +835,7 @@ impl State {
         }
         self.last_peer_stream_id = id;
         if self.go_away_sent
+            || self.go_away_received
             || self.session_dropped
             || self.streams.len() >= self.config.max_streams
         {

@@ -6,7 +6,7 @@
 //! session's writer sends them as the peer's windows allow); `shutdown` sends FIN. A reset stream
 //! or a closed session fails reads (once buffered data is read) and writes with an `io::Error`
 //! of kind `ConnectionReset` (reset) or `ConnectionAborted` (session closed) wrapping the
-//! [`SpdyError`](crate::SpdyError).
+//! [`SpdyError`].
 //!
 //! Dropping a [`SendStream`] that was not shut down sends FIN after its buffered bytes. Dropping
 //! a [`RecvStream`] discards what arrives later. When both halves are gone and the peer has not

@@ -87,7 +87,7 @@ async fn open_and_accept_exchange_headers_and_data_with_fin() {
     drop(server);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_streams_carry_data_at_once() {
     let (client, server) = pair();
     let server_side = tokio::spawn(async move {
@@ -135,7 +135,7 @@ async fn several_streams_carry_data_at_once() {
     drop(server);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_megabytes_each_way_pass_through_flow_control() {
     // A small transport buffer: the windows, not the pipe, do the pacing.
     let (client, server) = pair_with(SessionConfig::default(), SessionConfig::default(), 8192);
@@ -353,7 +353,7 @@ where
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transport_dropped_mid_stream_ends_both_sessions_and_every_stream() {
     let (client_io, link_a) = tokio::io::duplex(16 * 1024);
     let (link_b, server_io) = tokio::io::duplex(16 * 1024);
