@@ -338,6 +338,13 @@ impl Session {
         self.shared.writer_wake.notify_one();
     }
 
+    /// Ends the session now, for an idle timeout say: no GOAWAY, the transport is shut down
+    /// and dropped, every stream fails from now on.
+    pub fn abort(&self) {
+        self.shared
+            .close("the session was aborted".to_owned(), None);
+    }
+
     /// Waits until the session has ended and both its tasks are gone.
     pub async fn closed(&self) {
         let mut running = self.shared.tasks_running.subscribe();

@@ -707,3 +707,27 @@ async fn a_ping_flood_the_peer_does_not_read_ends_the_session() {
     within(server.closed()).await;
     assert!(server.close_reason().unwrap().contains("control frames"));
 }
+
+#[tokio::test]
+async fn abort_ends_the_session_at_once_and_fails_its_streams() {
+    let (client, server) = pair();
+    let (mut opened, mut accepted) = open_pair(&client, &server).await;
+    opened.write_all(b"unread").await.unwrap();
+    server.abort();
+    within(server.closed()).await;
+    // Our streams fail, the peer sees the connection go.
+    let mut buf = [0u8; 64];
+    loop {
+        match within(accepted.read(&mut buf)).await {
+            Ok(0) => panic!("end of file without FIN"),
+            Ok(_) => continue,
+            Err(error) => {
+                assert_eq!(error.kind(), std::io::ErrorKind::ConnectionAborted);
+                break;
+            }
+        }
+    }
+    assert!(accepted.write_all(b"x").await.is_err());
+    within(client.closed()).await;
+    assert!(within(opened.read(&mut buf)).await.is_err());
+}
