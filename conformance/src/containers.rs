@@ -350,6 +350,10 @@ impl Drop for ContainerFixture {
                 std::fs::remove_dir(hierarchy.join(pod_cgroup.trim_start_matches('/'))).ok();
             }
         }
+        // Their parent too, unless another test still uses it.
+        for hierarchy in &hierarchies {
+            std::fs::remove_dir(hierarchy.join("crius-test")).ok();
+        }
     }
 }
 

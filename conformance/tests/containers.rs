@@ -447,6 +447,18 @@ async fn resources_are_updated_in_the_cgroup() {
     )
     .unwrap();
     assert_eq!(quota.trim(), "50000");
+    let reported = fx
+        .status(&id)
+        .await
+        .unwrap()
+        .resources
+        .unwrap()
+        .linux
+        .unwrap();
+    assert_eq!(
+        (reported.memory_limit_in_bytes, reported.cpu_quota),
+        (64 << 20, 50_000)
+    );
     fx.remove(&id).await.unwrap();
 }
 

@@ -142,9 +142,11 @@ impl CgroupFs {
             for component in path.trim_start_matches('/').split('/') {
                 let parent = dir.clone();
                 dir.push(component);
-                if !dir.exists() {
-                    std::fs::create_dir(&dir).map_err(RuntimeError::io("create cgroup", &dir))?;
-                    created = true;
+                // Another daemon or pod may create a shared parent at the same moment.
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => created = true,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(RuntimeError::io("create cgroup", &dir)(e)),
                 }
                 // Also for existing cgroups along the path: one left empty blocks all below it.
                 inherit_cpuset(&parent, &dir)?;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::record_store::Record;
-use crate::spec::request::MountRequest;
+use crate::spec::request::{MountRequest, Resources};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ContainerState {
@@ -74,6 +74,9 @@ pub struct ContainerRecord {
     pub log_path: PathBuf,
     /// The mounts as asked, reported back in ContainerStatus.
     pub mounts: Vec<MountRequest>,
+    /// The resources as last asked (at creation, or by UpdateContainerResources).
+    #[serde(default)]
+    pub resources: Resources,
     pub user: UserSummary,
     pub runtime_handler: String,
     pub stop_signal: i32,

@@ -75,7 +75,7 @@ pub struct DeviceRequest {
 }
 
 /// `LinuxContainerResources`; `None` is "not specified".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
     pub cpu_period: Option<u64>,
     /// CFS quota in microseconds per period; `-1` is "no limit".
@@ -94,7 +94,7 @@ pub struct Resources {
 }
 
 /// A HugeTLB limit for one page size.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HugepageLimit {
     /// `<size><unit>B`, e.g. `2MB`, `1GB`.
     pub page_size: String,

@@ -113,6 +113,7 @@ impl ContainerManager {
             annotations: container.annotations.clone(),
             log_path,
             mounts: container.mounts.clone(),
+            resources: container.resources.clone(),
             user: UserSummary {
                 uid: 0,
                 gid: 0,

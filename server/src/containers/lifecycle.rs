@@ -7,6 +7,8 @@ use std::time::Duration;
 use crius_runtime::container::record::{ContainerRecord, ContainerState, ExitRecord};
 use crius_runtime::container::{process, rootfs};
 use crius_runtime::monitor;
+use crius_runtime::spec::linux_resources;
+use crius_runtime::spec::request::Resources;
 use tonic::Status;
 
 use super::{ContainerManager, lock};
@@ -147,17 +149,30 @@ impl ContainerManager {
         .map_err(|e| runtime_status(&e))
     }
 
-    /// Applies new resource limits through the OCI runtime.
-    pub async fn update_resources(
-        &self,
-        record: &ContainerRecord,
-        resources: oci_spec::runtime::LinuxResources,
-    ) -> Result<(), Status> {
+    /// Applies new resource limits through the OCI runtime, and records them.
+    pub async fn update_resources(&self, id: &str, asked: Resources) -> Result<(), Status> {
+        let guard = self.lock_of(id);
+        let _locked = guard.lock().await;
+        let mut record = self
+            .store
+            .get(id)
+            .ok_or_else(|| Status::not_found(format!("container {id} not found")))?;
+        if !matches!(
+            record.state,
+            ContainerState::Created | ContainerState::Running
+        ) {
+            return Err(Status::failed_precondition(format!(
+                "container {id} is not running"
+            )));
+        }
+        let resources = linux_resources(&asked).map_err(|e| runtime_status(&e))?;
         let runtime = self.oci_runtime(&record.runtime_handler)?;
-        let id = record.id.clone();
-        run_blocking(move || runtime.update(&id, &resources))
+        let container_id = record.id.clone();
+        run_blocking(move || runtime.update(&container_id, &resources))
             .await
-            .map_err(|e| runtime_status(&e))
+            .map_err(|e| runtime_status(&e))?;
+        record.resources = asked;
+        self.store.save(&record).map_err(|e| runtime_status(&e))
     }
 
     /// Stops every container of the pod, at once (kubelet has given them their grace period).

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crius_runtime::container::record::{ContainerRecord, ContainerState};
 use crius_runtime::container::stats::CgroupUsage;
-use crius_runtime::spec::request::Propagation;
+use crius_runtime::spec::request::{Propagation, Resources};
 use k8s_cri::v1 as cri;
 
 pub fn state(state: ContainerState) -> cri::ContainerState {
@@ -21,6 +21,39 @@ fn propagation(propagation: Propagation) -> cri::MountPropagation {
         Propagation::Private => cri::MountPropagation::PropagationPrivate,
         Propagation::HostToContainer => cri::MountPropagation::PropagationHostToContainer,
         Propagation::Bidirectional => cri::MountPropagation::PropagationBidirectional,
+    }
+}
+
+/// The resources as the CRI reports them (the unset ones as zero).
+fn linux_resources(resources: &Resources) -> cri::LinuxContainerResources {
+    cri::LinuxContainerResources {
+        cpu_period: resources
+            .cpu_period
+            .map_or(0, |v| i64::try_from(v).unwrap_or(i64::MAX)),
+        cpu_quota: resources.cpu_quota.unwrap_or(0),
+        cpu_shares: resources
+            .cpu_shares
+            .map_or(0, |v| i64::try_from(v).unwrap_or(i64::MAX)),
+        memory_limit_in_bytes: resources
+            .memory_limit_in_bytes
+            .map_or(0, |v| i64::try_from(v).unwrap_or(i64::MAX)),
+        oom_score_adj: resources.oom_score_adj,
+        cpuset_cpus: resources.cpuset_cpus.clone(),
+        cpuset_mems: resources.cpuset_mems.clone(),
+        hugepage_limits: resources
+            .hugepage_limits
+            .iter()
+            .map(|h| cri::HugepageLimit {
+                page_size: h.page_size.clone(),
+                limit: h.limit,
+            })
+            .collect(),
+        unified: resources
+            .unified
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        memory_swap_limit_in_bytes: resources.memory_swap_limit_in_bytes.unwrap_or(0),
     }
 }
 
@@ -90,7 +123,10 @@ pub fn status(record: &ContainerRecord) -> cri::ContainerStatus {
             })
             .collect(),
         log_path: record.log_path.to_string_lossy().into_owned(),
-        resources: None,
+        resources: Some(cri::ContainerResources {
+            linux: Some(linux_resources(&record.resources)),
+            windows: None,
+        }),
         image_id: record.image_id.clone(),
         user: Some(cri::ContainerUser {
             linux: Some(cri::LinuxContainerUser {

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use crius_runtime::container::record::{ContainerRecord, ContainerState};
 use crius_runtime::monitor;
-use crius_runtime::spec::linux_resources;
 use k8s_cri::v1 as cri;
 use tonic::Status;
 
@@ -158,20 +157,11 @@ pub async fn update_resources(
     request: &cri::UpdateContainerResourcesRequest,
 ) -> Result<cri::UpdateContainerResourcesResponse, Status> {
     let record = existing(containers, &request.container_id)?;
-    let Some(linux) = request.linux.as_ref() else {
-        return Ok(cri::UpdateContainerResourcesResponse {});
-    };
-    if !matches!(
-        record.state,
-        ContainerState::Created | ContainerState::Running
-    ) {
-        return Err(Status::failed_precondition(format!(
-            "container {} is not running",
-            record.id
-        )));
+    if let Some(linux) = request.linux.as_ref() {
+        containers
+            .update_resources(&record.id, resources(linux)?)
+            .await?;
     }
-    let resources = linux_resources(&resources(linux)?).map_err(|e| runtime_status(&e))?;
-    containers.update_resources(&record, resources).await?;
     Ok(cri::UpdateContainerResourcesResponse {})
 }
 
