@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use crius_conformance::bench::{
-    bridge_network, count_from_env, median, percentile, push_pause_image,
+    bridge_network, count_from_env, median, percentile, push_pause_image, remove_cgroup_tree,
 };
 use crius_conformance::client::CriClient;
 use crius_conformance::containerd::Containerd;
@@ -232,21 +232,6 @@ fn best_effort_resources() -> cri::LinuxContainerResources {
         oom_score_adj: 1000,
         ..Default::default()
     }
-}
-
-async fn pull(client: &mut CriClient, image: &str) -> anyhow::Result<String> {
-    let pulled = bounded(
-        "PullImage",
-        client.image.pull_image(cri::PullImageRequest {
-            image: Some(cri::ImageSpec {
-                image: image.to_string(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    )
-    .await?;
-    Ok(pulled.image_ref)
 }
 
 async fn run_pod(client: &mut CriClient, config: cri::PodSandboxConfig) -> anyhow::Result<String> {
@@ -614,21 +599,7 @@ async fn clear_cgroups(per_container_executable: &str) -> usize {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    fn remove_tree(dir: &Path) {
-        for child in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            if child.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&child.path());
-            }
-        }
-        std::fs::remove_dir(dir).ok();
-    }
-    for root in cgroup_roots() {
-        remove_tree(&root);
-        // `crius-bench` itself, if no other benchmark uses it.
-        if let Some(parent) = root.parent() {
-            std::fs::remove_dir(parent).ok();
-        }
-    }
+    remove_cgroup_tree(CGROUP_ROOT);
     killed
 }
 
@@ -657,7 +628,7 @@ async fn measure(
     logs: &Path,
     plan: Plan,
 ) -> anyhow::Result<Measurements> {
-    let image_ref = pull(&mut subject.client, image).await?;
+    let image_ref = kubelet::pull(&mut subject.client, image).await?;
     let mut created = Created::default();
     let measured = async {
         let lifecycle =
@@ -755,7 +726,7 @@ async fn run_containerd(
         client: containerd.client().await?,
     };
     let pause = format!("{}/pause:3.10", registry.host());
-    let measured = match pull(&mut subject.client, &pause)
+    let measured = match kubelet::pull(&mut subject.client, &pause)
         .await
         .context("pre-pull containerd's pause image")
     {

@@ -17,7 +17,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use crius_conformance::bench::{bridge_network, count_from_env, median, push_pause_image, report};
+use crius_conformance::bench::{
+    bridge_network, count_from_env, median, push_pause_image, remove_cgroup_tree, report,
+};
 use crius_conformance::client::CriClient;
 use crius_conformance::containerd::Containerd;
 use crius_conformance::daemon::{Crius, CriusPaths};
@@ -52,18 +54,7 @@ async fn run_container(
     image: &str,
     logs: &Path,
 ) -> anyhow::Result<Running> {
-    let image_ref = bounded(
-        "PullImage",
-        client.image.pull_image(cri::PullImageRequest {
-            image: Some(cri::ImageSpec {
-                image: image.to_string(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    )
-    .await?
-    .image_ref;
+    let image_ref = kubelet::pull(client, image).await?;
     let pod = kubelet::pod_config(
         "exec-sync",
         &logs.join(runtime),
@@ -281,27 +272,6 @@ async fn subject(
     Ok(Subject { client, running })
 }
 
-/// Removes this benchmark's cgroups, as kubelet would its pods' parents.
-fn remove_cgroups() -> anyhow::Result<()> {
-    fn remove_tree(dir: &Path) {
-        for child in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            if child.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&child.path());
-            }
-        }
-        std::fs::remove_dir(dir).ok();
-    }
-    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")?.flatten() {
-        let root = hierarchy.path().join(CGROUP_ROOT);
-        remove_tree(&root);
-        // `crius-bench` itself, if no other benchmark uses it.
-        if let Some(parent) = root.parent() {
-            std::fs::remove_dir(parent).ok();
-        }
-    }
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let execs = count_from_env("BENCH_EXECS", 100);
@@ -332,7 +302,7 @@ async fn main() -> anyhow::Result<()> {
         .args(["link", "del", BRIDGE])
         .status()
         .ok();
-    remove_cgroups()?;
+    remove_cgroup_tree(CGROUP_ROOT);
     on_crius.context("crius")?;
     on_containerd.context("containerd")?;
     let times = times?;

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use crius_cni::exec::Attachment;
-use crius_conformance::bench::{bridge_network, count_from_env, median, push_pause_image, report};
+use crius_conformance::bench::{
+    bridge_network, count_from_env, median, push_pause_image, remove_cgroup_tree, report,
+};
 use crius_conformance::client::CriClient;
 use crius_conformance::cni::{DEBIAN_PLUGIN_DIR, write_config};
 use crius_conformance::containerd::Containerd;
@@ -146,23 +148,6 @@ async fn floor(cni_dir: &Path, pods: usize) -> anyhow::Result<(Vec<Duration>, Ve
     Ok((adds, dels))
 }
 
-/// Removes the pods' cgroup parents, as kubelet would: containerd leaves the ones it was given
-/// (with whatever its shim nested in them), crius those it did not create.
-fn remove_cgroup_parents() -> anyhow::Result<()> {
-    fn remove_tree(dir: &Path) {
-        for child in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            if child.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&child.path());
-            }
-        }
-        std::fs::remove_dir(dir).ok();
-    }
-    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")?.flatten() {
-        remove_tree(&hierarchy.path().join("crius-bench"));
-    }
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let pods = count_from_env("BENCH_PODS", 50);
@@ -202,7 +187,7 @@ async fn main() -> anyhow::Result<()> {
         .args(["link", "del", BRIDGE])
         .status()
         .ok();
-    remove_cgroup_parents()?;
+    remove_cgroup_tree("crius-bench");
 
     println!("{pods} pods, one after another; conflist: bridge + portmap");
     print!(

@@ -28,6 +28,31 @@ pub fn bridge_network(dir: &Path, bridge: &str, subnet: &str) -> anyhow::Result<
     Ok(cni_dir)
 }
 
+/// Removes the cgroup tree `relative` (e.g. `crius-bench/exec-sync`) in every hierarchy, deepest
+/// first, and each parent below the hierarchy that is left empty (another benchmark's stay).
+pub fn remove_cgroup_tree(relative: &str) {
+    fn remove_tree(dir: &Path) {
+        for child in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if child.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&child.path());
+            }
+        }
+        std::fs::remove_dir(dir).ok();
+    }
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let hierarchy = hierarchy.path();
+        let root = hierarchy.join(relative);
+        remove_tree(&root);
+        for parent in root.ancestors().skip(1).take_while(|p| *p != hierarchy) {
+            std::fs::remove_dir(parent).ok();
+        }
+    }
+}
+
 /// Pushes `pause:3.10`, the sandbox image containerd's pods need (a sleeping busybox).
 pub async fn push_pause_image(registry: &TestRegistry) -> anyhow::Result<()> {
     let pause = OciImage::build(

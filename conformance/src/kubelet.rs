@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use k8s_cri::v1 as cri;
 
+use crate::client::CriClient;
+
 /// How long a benchmark waits for any one CRI call.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -20,6 +22,22 @@ pub async fn bounded<T>(
         Ok(answer) => Ok(answer.with_context(|| what.to_string())?.into_inner()),
         Err(_) => bail!("{what}: no answer within {CALL_TIMEOUT:?}"),
     }
+}
+
+/// Pulls `image`; returns the image ref the runtime reports.
+pub async fn pull(client: &mut CriClient, image: &str) -> anyhow::Result<String> {
+    let pulled = bounded(
+        "PullImage",
+        client.image.pull_image(cri::PullImageRequest {
+            image: Some(cri::ImageSpec {
+                image: image.to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    )
+    .await?;
+    Ok(pulled.image_ref)
 }
 
 /// The namespaces kubelet asks for when a pod does not share its PID namespace.

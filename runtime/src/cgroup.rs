@@ -109,10 +109,26 @@ impl CgroupFs {
         }
     }
 
+    /// Whether the root is the v2 unified tree.
+    pub fn is_unified(&self) -> bool {
+        self.root.join("cgroup.controllers").exists()
+    }
+
+    /// The directory of cgroup `path` (absolute) for `controller` (`memory`, `cpuacct`): its
+    /// v1 hierarchy's, or the unified tree's on v2.
+    pub fn controller_dir(&self, controller: &str, path: &str) -> PathBuf {
+        let relative = path.trim_start_matches('/');
+        if self.is_unified() {
+            self.root.join(relative)
+        } else {
+            self.root.join(controller).join(relative)
+        }
+    }
+
     /// The directories a cgroup path is created in: the root itself on v2, each v1 hierarchy
     /// (the empty v2 tree of a hybrid host and the aliases `cpu`/`cpuacct` left out) on v1.
     fn hierarchies(&self) -> Result<Vec<PathBuf>, RuntimeError> {
-        if self.root.join("cgroup.controllers").exists() {
+        if self.is_unified() {
             return Ok(vec![self.root.clone()]);
         }
         let io = |source| RuntimeError::Io {

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use crate::cgroup::CgroupFs;
+
 /// Usage counters of one cgroup at one moment; a counter the kernel does not offer is None.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CgroupUsage {
@@ -22,23 +24,23 @@ pub struct CgroupUsage {
 /// A limit this large means "no limit" (v1 reports the largest page-aligned i64).
 const UNLIMITED: u64 = 1 << 62;
 
-/// Reads the usage of the cgroup `path` (cgroupfs form, absolute) under `root`
-/// (`/sys/fs/cgroup`).
-pub fn read_usage(root: &Path, path: &str) -> CgroupUsage {
-    let relative = path.trim_start_matches('/');
-    if root.join("cgroup.controllers").exists() {
-        read_v2(&root.join(relative))
+/// Reads the usage of the cgroup `path` (cgroupfs form, absolute).
+pub fn read_usage(cgroups: &CgroupFs, path: &str) -> CgroupUsage {
+    if cgroups.is_unified() {
+        read_v2(&cgroups.controller_dir("memory", path))
     } else {
-        read_v1(root, relative)
+        read_v1(
+            &cgroups.controller_dir("memory", path),
+            &cgroups.controller_dir("cpuacct", path),
+        )
     }
 }
 
-fn read_v1(root: &Path, relative: &str) -> CgroupUsage {
-    let memory = root.join("memory").join(relative);
+fn read_v1(memory: &Path, cpuacct: &Path) -> CgroupUsage {
     let stat = read_keyed(&memory.join("memory.stat"));
     let usage = read_number(&memory.join("memory.usage_in_bytes"));
     CgroupUsage {
-        cpu_nanos: read_number(&root.join("cpuacct").join(relative).join("cpuacct.usage")),
+        cpu_nanos: read_number(&cpuacct.join("cpuacct.usage")),
         memory_usage_bytes: usage,
         memory_working_set_bytes: usage
             .map(|usage| usage.saturating_sub(stat_value(&stat, "total_inactive_file"))),
@@ -114,7 +116,7 @@ mod tests {
             &r.join("memory/pod/c/memory.stat"),
             "cache 5\ntotal_inactive_file 300\ntotal_rss 600\ntotal_pgfault 7\ntotal_pgmajfault 1\n",
         );
-        let usage = read_usage(r, "/pod/c");
+        let usage = read_usage(&CgroupFs::new(r), "/pod/c");
         assert_eq!(
             usage,
             CgroupUsage {
@@ -141,7 +143,7 @@ mod tests {
             &r.join("pod/c/memory.stat"),
             "anon 1024\ninactive_file 96\n",
         );
-        let usage = read_usage(r, "/pod/c");
+        let usage = read_usage(&CgroupFs::new(r), "/pod/c");
         assert_eq!(usage.cpu_nanos, Some(5000));
         assert_eq!(usage.memory_working_set_bytes, Some(4000));
         assert_eq!(usage.memory_limit_bytes, Some(16 << 20));
@@ -151,6 +153,9 @@ mod tests {
     #[test]
     fn a_missing_cgroup_has_no_counters() {
         let root = tempfile::tempdir().unwrap();
-        assert_eq!(read_usage(root.path(), "/gone"), CgroupUsage::default());
+        assert_eq!(
+            read_usage(&CgroupFs::new(root.path()), "/gone"),
+            CgroupUsage::default()
+        );
     }
 }

@@ -175,6 +175,7 @@ impl ContainerManager {
         let container = request.container.clone();
         let monitor_binary = self.monitor.clone();
         let built_record = record.clone();
+        let memory_cgroup = self.cgroups.controller_dir("memory", &record.cgroups_path);
         let (built, started) = run_blocking(move || {
             let record = built_record;
             let began = std::time::Instant::now();
@@ -221,7 +222,7 @@ impl ContainerManager {
                     tty: record.tty,
                     stdin: record.stdin,
                     stdin_once: record.stdin_once,
-                    oom_cgroup: Some(ContainerManager::memory_cgroup(&record.cgroups_path)),
+                    oom_cgroup: Some(memory_cgroup),
                 },
             )?;
             tracing::debug!(

@@ -263,7 +263,10 @@ impl ContainerManager {
     /// Kills what is left in a container's cgroup once its init has ended: in a PID namespace
     /// shared with the pod (or the host), the init's children outlive it.
     async fn kill_leftovers(&self, record: &ContainerRecord) {
-        let procs = ContainerManager::memory_cgroup(&record.cgroups_path).join("cgroup.procs");
+        let procs = self
+            .cgroups
+            .controller_dir("memory", &record.cgroups_path)
+            .join("cgroup.procs");
         let Ok(runtime) = self.oci_runtime(&record.runtime_handler) else {
             return;
         };

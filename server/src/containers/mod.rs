@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use anyhow::Context as _;
 use crius_image_store::store::ImageStore;
+use crius_runtime::cgroup::CgroupFs;
 use crius_runtime::container::exit_watcher::ExitWatcher;
 use crius_runtime::container::oci_runtime::OciRuntime;
 use crius_runtime::container::record::{ContainerRecord, ContainerState};
@@ -37,6 +38,8 @@ pub struct ContainerManager {
     store: RecordStore<ContainerRecord>,
     creations: Arc<Creations>,
     monitor: PathBuf,
+    /// Where the containers' cgroups are read.
+    cgroups: CgroupFs,
     /// Learns of the end of each container's monitor.
     exit_watcher: ExitWatcher,
     /// Serializes the operations on one container, exit handling included.
@@ -84,6 +87,7 @@ impl ContainerManager {
             store,
             creations: Arc::default(),
             monitor,
+            cgroups: CgroupFs::new(Path::new(CGROUP_ROOT)),
             exit_watcher: ExitWatcher::start()?,
             locks: Mutex::default(),
             exits: Mutex::default(),
@@ -150,16 +154,5 @@ impl ContainerManager {
     /// Where a container's writable layer lives (disk).
     fn layer_dir(&self, id: &str) -> PathBuf {
         self.config.root.join("container-layers").join(id)
-    }
-
-    /// The memory cgroup dir of `cgroups_path` on a v1 host, or the v2 dir.
-    fn memory_cgroup(cgroups_path: &str) -> PathBuf {
-        let root = Path::new(CGROUP_ROOT);
-        let relative = cgroups_path.trim_start_matches('/');
-        if root.join("cgroup.controllers").exists() {
-            root.join(relative)
-        } else {
-            root.join("memory").join(relative)
-        }
     }
 }

@@ -1,8 +1,6 @@
 //! ContainerStats and ListContainerStats: each container's cgroup counters, the CPU rate since
 //! the previous sample, and what its writable layer holds.
 
-use std::path::Path;
-
 use crius_runtime::container::record::ContainerRecord;
 use crius_runtime::container::{rootfs, stats};
 use k8s_cri::v1 as cri;
@@ -11,7 +9,6 @@ use super::{ContainerManager, lock};
 use crate::blocking::run_blocking;
 use crate::convert::container_status;
 use crate::creations::now_nanos;
-use crate::pods::CGROUP_ROOT;
 
 /// One CPU sample: when, and the total CPU time then.
 #[derive(Debug, Clone, Copy)]
@@ -24,12 +21,13 @@ impl ContainerManager {
     /// The statistics of `records`, read off the async workers.
     pub async fn stats(&self, records: Vec<ContainerRecord>) -> Vec<cri::ContainerStats> {
         let mountpoint = self.config.root.join("container-layers");
+        let cgroups = self.cgroups.clone();
         let samples = run_blocking(move || {
             records
                 .into_iter()
                 .map(|record| {
                     let at = now_nanos();
-                    let usage = stats::read_usage(Path::new(CGROUP_ROOT), &record.cgroups_path);
+                    let usage = stats::read_usage(&cgroups, &record.cgroups_path);
                     let (bytes, inodes) = rootfs::writable_usage(&record.layer_dir);
                     (record, at, usage, bytes, inodes)
                 })
