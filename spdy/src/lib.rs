@@ -7,7 +7,8 @@
 //! - [`frame`]: the frame codec ([`FrameEncoder`], [`FrameDecoder`]), sync and `bytes`-based;
 //! - [`header_block`]: name/value blocks, zlib-compressed with the SPDY/3 dictionary;
 //! - [`session`]: a connection over any tokio `AsyncRead + AsyncWrite` ([`Session`]);
-//! - [`stream`]: the per-stream handles ([`Stream`], [`RecvStream`], [`SendStream`]).
+//! - [`stream`]: the per-stream handles ([`Stream`], [`RecvStream`], [`SendStream`]);
+//! - [`tunnel`]: a byte stream over WebSocket messages, for SPDY tunnelled through a WebSocket.
 //!
 //! Everything a peer can make us hold is bounded: frame length, inflated header blocks, streams
 //! per session, bytes buffered per stream, queued control frames.
@@ -17,6 +18,7 @@ pub mod frame;
 pub mod header_block;
 pub mod session;
 pub mod stream;
+pub mod tunnel;
 
 pub use error::{SpdyError, SpdyErrorKind};
 pub use frame::{
