@@ -1,6 +1,7 @@
-//! ExecSync: a command run to its end in a running container, through `runc exec` in the
+//! Exec and ExecSync: a command run in a running container, through `runc exec` in the
 //! foreground, with the container's own process settings (see
-//! [`crius_runtime::container::exec`]).
+//! [`crius_runtime::container::exec`]). [`ContainerManager::spawn_exec`] starts one with pipes or
+//! a terminal (for Exec's streaming session); ExecSync runs one to its end with pipes.
 //!
 //! runc runs as a tokio child process, its stdout and stderr read concurrently, each kept up to
 //! [`OUTPUT_LIMIT`] and drained (discarded) beyond it so that the process never blocks on a full
@@ -13,12 +14,16 @@ use std::time::Duration;
 
 use crius_runtime::container::exec::{ExecDir, exec_failure_message, kill_exec};
 use crius_runtime::container::record::{ContainerRecord, ContainerState};
+use crius_runtime::monitor::attach_protocol::TerminalSize;
+use crius_runtime::terminal::{Pty, open_pty};
+use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Child;
 use tonic::Status;
 use tracing::Instrument as _;
 
 use super::ContainerManager;
+use super::terminal::Terminal;
 use crate::blocking::run_blocking;
 use crate::status::runtime as runtime_status;
 
@@ -40,12 +45,16 @@ pub struct ExecOutput {
 }
 
 /// Which of an exec'd process's standard streams are piped to crius; the others are
-/// `/dev/null`.
+/// `/dev/null`. With `tty`, the process has a terminal instead: runc's stdin and stdout are a
+/// terminal of crius's ([`SpawnedExec::terminal`]), which runc relays to and from the process's
+/// own, and runc's stderr is piped (its own messages); `stdin`, `stdout` and `stderr` are then
+/// not looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExecStreams {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
+    pub tty: bool,
 }
 
 /// A `runc exec` started in the foreground.
@@ -57,6 +66,8 @@ pub struct SpawnedExec {
     pub child: Child,
     /// The exec's files; the exec'd process's pid once runc started it.
     pub exec: ExecDir,
+    /// With a terminal: its master, which reads EOF once runc has ended.
+    pub terminal: Option<Terminal>,
 }
 
 impl ContainerManager {
@@ -75,7 +86,7 @@ impl ContainerManager {
     }
 
     /// Starts `command` in running container `id` through `runc exec`, with the container's
-    /// process settings and `streams` piped.
+    /// process settings and `streams` piped (or a terminal).
     pub async fn spawn_exec(
         &self,
         id: &str,
@@ -85,7 +96,7 @@ impl ContainerManager {
         let record = self.running(id)?;
         let runtime = self.oci_runtime(&record.runtime_handler)?;
         let dir = record.dir.clone();
-        let exec = run_blocking(move || ExecDir::prepare(&dir, command))
+        let exec = run_blocking(move || ExecDir::prepare(&dir, command, streams.tty))
             .await
             .map_err(|e| runtime_status(&e))?;
         let piped_if = |wanted: bool| {
@@ -95,17 +106,34 @@ impl ContainerManager {
                 Stdio::null()
             }
         };
-        let child = tokio::process::Command::from(runtime.exec_command(&record.id, &exec))
-            .stdin(piped_if(streams.stdin))
-            .stdout(piped_if(streams.stdout))
-            .stderr(piped_if(streams.stderr))
+        let mut command = tokio::process::Command::from(runtime.exec_command(&record.id, &exec));
+        let terminal = if streams.tty {
+            let Pty { master, slave } = open_pty().map_err(|e| runtime_status(&e))?;
+            let terminal_failed = |e| Status::internal(format!("set up a terminal: {e}"));
+            command
+                .stdin(slave.try_clone().map_err(terminal_failed)?)
+                .stdout(slave)
+                .stderr(Stdio::piped());
+            Some(Terminal::new(master).map_err(terminal_failed)?)
+        } else {
+            command
+                .stdin(piped_if(streams.stdin))
+                .stdout(piped_if(streams.stdout))
+                .stderr(piped_if(streams.stderr));
+            None
+        };
+        let child = command
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| Status::internal(format!("run {}: {e}", runtime.binary.display())))?;
+        // Closes crius's copies of the terminal's slave: the master reads EOF once runc's are
+        // closed too.
+        drop(command);
         Ok(SpawnedExec {
             container_id: record.id,
             child,
             exec,
+            terminal,
         })
     }
 
@@ -122,6 +150,7 @@ impl ContainerManager {
             container_id,
             child,
             exec,
+            ..
         } = self
             .spawn_exec(
                 id,
@@ -130,6 +159,7 @@ impl ContainerManager {
                     stdin: false,
                     stdout: true,
                     stderr: true,
+                    tty: false,
                 },
             )
             .await?;
@@ -240,6 +270,29 @@ pub async fn end_exec(child: &mut Child, exec: &ExecDir) -> std::io::Result<()> 
         child.kill().await?;
     }
     Ok(())
+}
+
+/// Resizes an exec's `terminal` and has `runc exec` (`child`) pass the size on to the process's
+/// own terminal (runc does that on SIGWINCH). Once runc has ended (and been waited for) there is
+/// no one to tell.
+pub fn resize_exec_terminal(
+    child: &Child,
+    terminal: &Terminal,
+    size: TerminalSize,
+) -> Result<(), Status> {
+    terminal
+        .resize(size)
+        .map_err(|e| Status::internal(format!("resize the terminal: {e}")))?;
+    // The pid is runc's as long as the child is not waited for: `id()` is None after.
+    let Some(runtime_pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) else {
+        return Ok(());
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(runtime_pid), Signal::SIGWINCH) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(Status::internal(format!(
+            "tell runc exec of the terminal's size: {e}"
+        ))),
+    }
 }
 
 /// Reads `pipe` to its end, keeping the first [`OUTPUT_LIMIT`] bytes.
