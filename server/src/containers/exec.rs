@@ -32,6 +32,8 @@ pub const OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
 /// How long `runc exec` may take to end once the exec'd process was killed, before it is
 /// killed too (a process that left the exec's group may still hold its output pipes).
 const RUNTIME_GRACE: Duration = Duration::from_secs(2);
+/// How often a pid file that runc has not written yet is looked for.
+const PID_FILE_POLL: Duration = Duration::from_millis(10);
 /// The size of each read from an output pipe.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -258,7 +260,7 @@ async fn run_to_end(
 /// Ends an exec whose time is up or whose client went away: kills the exec'd process and what it
 /// started, then waits for `runc exec` (`child`) to end, killing it too if it lingers.
 pub async fn end_exec(child: &mut Child, exec: &ExecDir) -> std::io::Result<()> {
-    if let (Some(exec_pid), Some(runtime_pid)) = (exec.exec_pid(), child.id())
+    if let (Some(exec_pid), Some(runtime_pid)) = (started_exec_pid(child, exec).await, child.id())
         && let Err(e) = run_blocking(move || kill_exec(exec_pid, runtime_pid)).await
     {
         tracing::warn!(error = %e, "killing an exec'd process");
@@ -270,6 +272,26 @@ pub async fn end_exec(child: &mut Child, exec: &ExecDir) -> std::io::Result<()> 
         child.kill().await?;
     }
     Ok(())
+}
+
+/// The exec'd process's pid. runc writes it only after it started the process, which may run
+/// already: while runc runs, the pid file is waited for (up to [`RUNTIME_GRACE`]), so that an
+/// exec ended early is not left running once runc is killed. None if runc ended without it.
+async fn started_exec_pid(child: &mut Child, exec: &ExecDir) -> Option<i32> {
+    let deadline = tokio::time::Instant::now() + RUNTIME_GRACE;
+    loop {
+        if let Some(pid) = exec.exec_pid() {
+            return Some(pid);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::select! {
+            // runc ended: whatever it wrote is there now.
+            _ = child.wait() => return exec.exec_pid(),
+            () = tokio::time::sleep(PID_FILE_POLL) => {}
+        }
+    }
 }
 
 /// Resizes an exec's `terminal` and has `runc exec` (`child`) pass the size on to the process's
