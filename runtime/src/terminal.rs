@@ -11,6 +11,10 @@ use crate::sys::terminal::PTMX;
 /// A new pseudo-terminal: what is written to the master is the slave's input, what is written
 /// to the slave comes out of the master. Reading the master fails with `EIO` once no slave fd is
 /// open any more.
+///
+/// The slave starts in raw mode: such a pty carries bytes to and from a terminal that has the
+/// line discipline that counts (runc relays it to an exec'd process's own, setting the modes it
+/// relays with), so input typed before the relay takes over must not be echoed here too.
 #[derive(Debug)]
 pub struct Pty {
     /// crius's side. Close-on-exec.
@@ -66,8 +70,14 @@ mod tests {
         let mut master = std::fs::File::from(master);
         master.write_all(b"ping\n").unwrap();
         let mut line = [0u8; 5];
-        std::fs::File::from(slave).read_exact(&mut line).unwrap();
+        let mut slave = std::fs::File::from(slave);
+        slave.read_exact(&mut line).unwrap();
         assert_eq!(&line, b"ping\n");
+        // Raw: no echo of the input, no \r added to the output.
+        slave.write_all(b"pong\n").unwrap();
+        let mut output = [0u8; 5];
+        master.read_exact(&mut output).unwrap();
+        assert_eq!(&output, b"pong\n");
     }
 
     #[test]

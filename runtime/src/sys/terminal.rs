@@ -18,7 +18,8 @@ nix::ioctl_write_ptr_bad!(set_pty_lock, libc::TIOCSPTLCK, libc::c_int);
 nix::ioctl_write_int_bad!(open_pty_peer, libc::TIOCGPTPEER);
 
 /// Opens a new pseudo-terminal: `(master, slave)`, both close-on-exec, the slave nobody's
-/// controlling terminal. The slave is opened through the master (`TIOCGPTPEER`), never by its
+/// controlling terminal and in raw mode (`cfmakeraw`: no echo, no line editing, no output
+/// processing). The slave is opened through the master (`TIOCGPTPEER`), never by its
 /// `/dev/pts` name, so it is the master's own peer whatever is mounted there.
 pub(crate) fn open_pty() -> Result<(OwnedFd, OwnedFd), Errno> {
     let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
@@ -32,6 +33,16 @@ pub(crate) fn open_pty() -> Result<(OwnedFd, OwnedFd), Errno> {
     let slave = unsafe { open_pty_peer(master.as_raw_fd(), flags.bits()) }?;
     // SAFETY: the kernel just installed `slave` in this process; nothing else refers to it.
     let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    let mut termios = std::mem::MaybeUninit::<libc::termios>::uninit();
+    // SAFETY: `slave` is an open terminal for the duration of the call and `termios` room for
+    // one termios, which the kernel fills in on success.
+    Errno::result(unsafe { libc::tcgetattr(slave.as_raw_fd(), termios.as_mut_ptr()) })?;
+    // SAFETY: tcgetattr succeeded, so `termios` is initialised.
+    let mut termios = unsafe { termios.assume_init() };
+    // SAFETY: cfmakeraw only changes the flags of the termios it is given.
+    unsafe { libc::cfmakeraw(&mut termios) };
+    // SAFETY: `slave` is an open terminal and `termios` a valid termios the kernel only reads.
+    Errno::result(unsafe { libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &termios) })?;
     Ok((master, slave))
 }
 
