@@ -141,22 +141,24 @@ fn processes(cmdline: &[u8]) -> Vec<i32> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_client_that_disconnects_mid_exec_ends_the_process() {
-    require_root!("streaming sessions");
-    let mut fx = ContainerFixture::new().await;
-    let id = sleeper(&mut fx).await;
-    let url = exec_url(&mut fx, &id, vec!["sleep".into(), "7919".into()], false).await;
-    let session = RemoteCommand::connect(&url, V5).await.unwrap();
-    let cmdline = b"sleep\x007919\x00";
+/// Opens `url`, an exec of `sleep <seconds>` in container `id`, and goes away once the sleep
+/// runs: the sleep must end, the container keep running.
+async fn disconnecting_ends_the_exec(
+    fx: &mut ContainerFixture,
+    id: &str,
+    url: &str,
+    seconds: &str,
+) {
+    let session = RemoteCommand::connect(url, V5).await.unwrap();
+    let cmdline = format!("sleep\0{seconds}\0");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while processes(cmdline).is_empty() {
+    while processes(cmdline.as_bytes()).is_empty() {
         assert!(Instant::now() < deadline, "the exec'd sleep never ran");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(session);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes(cmdline).is_empty() {
+    while !processes(cmdline.as_bytes()).is_empty() {
         assert!(
             Instant::now() < deadline,
             "the exec'd sleep lives on after its client went away"
@@ -164,9 +166,18 @@ async fn a_client_that_disconnects_mid_exec_ends_the_process() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
-        fx.status(&id).await.unwrap().state,
+        fx.status(id).await.unwrap().state,
         cri::ContainerState::ContainerRunning as i32
     );
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_exec_ends_the_process() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let id = sleeper(&mut fx).await;
+    let url = exec_url(&mut fx, &id, vec!["sleep".into(), "7919".into()], false).await;
+    disconnecting_ends_the_exec(&mut fx, &id, &url, "7919").await;
 }
 
 #[tokio::test]
@@ -208,4 +219,145 @@ async fn attach_passes_stdin_to_the_container_and_its_output_back() {
     let output = with_deadline("the container's end", session.collect()).await;
     assert_eq!(output.exit_code(), Some(0), "{:?}", output.error);
     fx.wait_exited(&id).await;
+}
+
+async fn tty_exec_url(fx: &mut ContainerFixture, id: &str, cmd: Vec<String>) -> String {
+    fx.client()
+        .runtime
+        .exec(cri::ExecRequest {
+            container_id: id.into(),
+            cmd,
+            tty: true,
+            stdin: true,
+            stdout: true,
+            stderr: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .url
+}
+
+#[tokio::test]
+async fn exec_with_a_terminal_takes_its_size_and_input_and_tells_the_exit_code() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let id = sleeper(&mut fx).await;
+    let url = tty_exec_url(&mut fx, &id, vec!["/bin/sh".into()]).await;
+    let mut session = RemoteCommand::connect(&url, V5).await.unwrap();
+    session.resize(100, 40).await.unwrap();
+    session
+        .stdin(b"stty size; tty; echo hi; exit 4\n")
+        .await
+        .unwrap();
+    let output = with_deadline("the shell on a terminal", session.collect()).await;
+    let shown = String::from_utf8_lossy(&output.stdout);
+    // A terminal: output lines end in \r\n (or \r\r\n, the same on a screen: runc clears ONLCR
+    // on the process's terminal once the process may have written), the typed line is echoed
+    // (once) before it.
+    let lines = shown.replace('\r', "");
+    assert!(lines.contains("\n40 100\n"), "{shown:?}");
+    assert!(lines.contains("\n/dev/pts/"), "{shown:?}");
+    assert!(lines.contains("\nhi\n"), "{shown:?}");
+    assert!(shown.contains("hi\r"), "{shown:?}");
+    assert_eq!(
+        lines.matches("stty size; tty; echo hi; exit 4").count(),
+        1,
+        "{shown:?}"
+    );
+    assert!(output.stderr.is_empty(), "{output:?}");
+    assert_eq!(output.exit_code(), Some(4), "{:?}", output.error);
+}
+
+#[tokio::test]
+async fn exec_with_a_terminal_follows_a_resize_while_it_runs() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let id = sleeper(&mut fx).await;
+    let url = tty_exec_url(&mut fx, &id, vec!["/bin/sh".into()]).await;
+    let mut session = RemoteCommand::connect(&url, V5).await.unwrap();
+    session.stdin(b"echo started\n").await.unwrap();
+    let mut stdout = Vec::new();
+    let answered = tokio::time::timeout(Duration::from_secs(20), async {
+        while !String::from_utf8_lossy(&stdout)
+            .replace('\r', "")
+            .contains("\nstarted\n")
+        {
+            let (channel, data) = session.next().await.unwrap();
+            assert_eq!(channel, 1, "{:?}", String::from_utf8_lossy(&data));
+            stdout.extend_from_slice(&data);
+        }
+    })
+    .await;
+    assert!(
+        answered.is_ok(),
+        "the shell did not answer: {:?}",
+        String::from_utf8_lossy(&stdout)
+    );
+    session.resize(120, 50).await.unwrap();
+    // runc passes the size on when signalled: give it a moment before asking.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    session.stdin(b"stty size; exit\n").await.unwrap();
+    let output = with_deadline("the shell's end", session.collect()).await;
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.replace('\r', "").contains("\n50 120\n"), "{shown:?}");
+    assert_eq!(output.exit_code(), Some(0), "{:?}", output.error);
+}
+
+#[tokio::test]
+async fn exec_with_a_terminal_of_a_missing_binary_fails_with_runcs_reason() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let id = sleeper(&mut fx).await;
+    let url = tty_exec_url(&mut fx, &id, vec!["/no/such/binary".into()]).await;
+    let session = RemoteCommand::connect(&url, V5).await.unwrap();
+    let output = with_deadline("the failed exec", session.collect()).await;
+    let status = output.status().unwrap();
+    assert_eq!(status["status"], "Failure", "{status}");
+    assert_eq!(output.exit_code(), None, "{status}");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("/no/such/binary") && message.contains(&id),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_terminal_exec_ends_the_process() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let id = sleeper(&mut fx).await;
+    let url = tty_exec_url(&mut fx, &id, vec!["sleep".into(), "7921".into()]).await;
+    disconnecting_ends_the_exec(&mut fx, &id, &url, "7921").await;
+}
+
+#[tokio::test]
+async fn terminal_execs_leave_no_fds_in_the_daemon() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let id = sleeper(&mut fx).await;
+    let daemon = fx.pods.crius.pid().unwrap();
+    let open_fds = || {
+        std::fs::read_dir(format!("/proc/{daemon}/fd"))
+            .unwrap()
+            .count()
+    };
+    let run_true = async |fx: &mut ContainerFixture| {
+        let url = tty_exec_url(fx, &id, vec!["true".into()]).await;
+        let session = RemoteCommand::connect(&url, V5).await.unwrap();
+        let output = with_deadline("exec true", session.collect()).await;
+        assert_eq!(output.exit_code(), Some(0), "{:?}", output.error);
+    };
+    for _ in 0..3 {
+        run_true(&mut fx).await;
+    }
+    let before = open_fds();
+    for _ in 0..20 {
+        run_true(&mut fx).await;
+    }
+    let after = open_fds();
+    assert!(
+        after <= before + 2,
+        "crius holds {after} fds after 20 terminal execs, {before} before"
+    );
 }
