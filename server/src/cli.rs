@@ -59,6 +59,12 @@ pub struct Cli {
     /// How long a streaming connection may pass nothing before it is closed (e.g. 4h, 30s)
     #[arg(long, global = true, value_name = "DURATION", value_parser = humantime_serde::re::humantime::parse_duration)]
     pub stream_idle_timeout: Option<Duration>,
+    /// Serve the streaming server over TLS with this certificate chain (PEM; with --stream-tls-key)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub stream_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --stream-tls-cert
+    #[arg(long, global = true, value_name = "FILE")]
+    pub stream_tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +91,12 @@ impl Cli {
         set(&mut config.stream.address, &self.stream_address);
         set(&mut config.stream.port, &self.stream_port);
         set(&mut config.stream.idle_timeout, &self.stream_idle_timeout);
+        if self.stream_tls_cert.is_some() {
+            config.stream.tls_cert.clone_from(&self.stream_tls_cert);
+        }
+        if self.stream_tls_key.is_some() {
+            config.stream.tls_key.clone_from(&self.stream_tls_key);
+        }
         set(&mut config.runtime.cgroup_driver, &self.cgroup_driver);
         if !self.cni_plugin_dir.is_empty() {
             config.network.cni_plugin_dirs = self.cni_plugin_dir.clone();

@@ -126,6 +126,10 @@ pub struct StreamConfig {
     /// streaming server does (default 4h).
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// With `tls_key`: serve HTTPS with this certificate chain (PEM); the URLs say `https`.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -186,6 +190,8 @@ impl Default for StreamConfig {
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
             idle_timeout: Duration::from_secs(4 * 60 * 60),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -243,6 +249,9 @@ impl Config {
         }
         if self.stream.idle_timeout.is_zero() {
             bail!("stream.idle_timeout: must be longer than zero");
+        }
+        if self.stream.tls_cert.is_some() != self.stream.tls_key.is_some() {
+            bail!("stream.tls_cert and stream.tls_key: give both or neither");
         }
         Ok(())
     }

@@ -7,13 +7,15 @@
 //! Kubernetes' remotecommand protocol over either (see [`remotecommand`], [`websocket`],
 //! [`spdy_remotecommand`], run by [`session`]); port-forward its own (see [`portforward`]). An
 //! unknown, used or expired token answers 404; a request that is not an upgrade, 400. Every
-//! upgraded connection has an idle timeout (see [`idle`]).
+//! upgraded connection has an idle timeout (see [`idle`]). With a certificate configured, the
+//! server speaks HTTPS (see [`tls`]).
 
 mod idle;
 mod portforward;
 mod remotecommand;
 mod session;
 mod spdy_remotecommand;
+mod tls;
 pub mod tokens;
 mod websocket;
 
@@ -37,6 +39,7 @@ use hyper_util::rt::TokioIo;
 use k8s_cri::v1 as cri;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role as WebSocketRole;
@@ -116,6 +119,8 @@ impl Streams {
 #[derive(Debug)]
 pub struct StreamServer {
     address: SocketAddr,
+    /// With TLS configured.
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     idle_timeout: Duration,
     tokens: TokenCache<StreamRequest>,
     containers: Arc<ContainerManager>,
@@ -140,8 +145,13 @@ impl StreamServer {
         let address = listener
             .local_addr()
             .context("the streaming server's address")?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+            _ => None,
+        };
         let server = Arc::new(StreamServer {
             address,
+            tls,
             idle_timeout: config.idle_timeout,
             tokens: TokenCache::new(TOKEN_LIFETIME),
             containers,
@@ -258,7 +268,11 @@ impl StreamServer {
             .tokens
             .insert(request)
             .map_err(|e| Status::internal(format!("make a streaming token: {e}")))?;
-        Ok(format!("http://{}/{kind}/{token}", url_host(self.address)))
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        Ok(format!(
+            "{scheme}://{}/{kind}/{token}",
+            url_host(self.address)
+        ))
     }
 
     /// Serves connections from `listener` until `shutdown` completes; sessions under way go on.
@@ -277,22 +291,37 @@ impl StreamServer {
                 }
             };
             let server = Arc::clone(&self);
-            let service = hyper::service::service_fn(move |request| {
-                let server = Arc::clone(&server);
-                async move { Ok::<_, Infallible>(server.answer(request)) }
-            });
             tokio::spawn(
                 async move {
-                    if let Err(e) = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .with_upgrades()
-                        .await
-                    {
-                        tracing::debug!(error = %e, "streaming connection ended");
+                    let Some(tls) = server.tls.clone().map(TlsAcceptor::from) else {
+                        return server.serve_http(stream).await;
+                    };
+                    match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => server.serve_http(stream).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
                 }
                 .instrument(tracing::debug_span!("stream", %peer)),
             );
+        }
+    }
+
+    /// Serves HTTP/1.1 requests, and the upgrades they ask for, on one connection.
+    async fn serve_http<S>(self: Arc<Self>, io: S)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let service = hyper::service::service_fn(move |request| {
+            let server = Arc::clone(&self);
+            async move { Ok::<_, Infallible>(server.answer(request)) }
+        });
+        if let Err(e) = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades()
+            .await
+        {
+            tracing::debug!(error = %e, "streaming connection ended");
         }
     }
 

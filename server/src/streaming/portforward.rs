@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crius_runtime::sandbox::port_connect::connect_to_pod_port;
 use crius_spdy::{Headers, RstStatus, Session, Stream};
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader};
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -217,33 +217,54 @@ async fn forward(data: Stream, mut error: Stream, target: PodTarget) {
 }
 
 /// Copies between the client's `stream` and the pod's `connection` until the pod has sent all
-/// it will: the client's end of input half-closes the connection; the pod's ends the stream.
+/// it will: the client's end of input half-closes the connection; the pod's ends the stream. An
+/// error is the pod connection's: a client that resets its stream (client-go does when its local
+/// connection fails) just ends the forward, as with kubelet and containerd, since client-go
+/// drops the whole session when the error stream says anything.
 async fn copy_until_pod_done(
     stream: impl AsyncRead + AsyncWrite,
     connection: TcpStream,
 ) -> io::Result<()> {
     let (from_client, mut to_client) = tokio::io::split(stream);
     let (from_pod, mut to_pod) = connection.into_split();
+    // Ends with whether the client ended its input cleanly (FIN) rather than with a reset.
     let upstream = async {
         let mut from_client = BufReader::with_capacity(COPY_BUFFER, from_client);
-        if tokio::io::copy_buf(&mut from_client, &mut to_pod)
+        let clean = tokio::io::copy_buf(&mut from_client, &mut to_pod)
             .await
-            .is_ok()
-        {
+            .is_ok();
+        if clean {
             to_pod.shutdown().await.ok();
         }
+        clean
     };
     let downstream = async {
         let mut from_pod = BufReader::with_capacity(COPY_BUFFER, from_pod);
-        tokio::io::copy_buf(&mut from_pod, &mut to_client).await?;
-        to_client.shutdown().await
+        loop {
+            let chunk = from_pod.fill_buf().await?;
+            if chunk.is_empty() {
+                to_client.shutdown().await.ok();
+                return Ok(());
+            }
+            let read = chunk.len();
+            if to_client.write_all(chunk).await.is_err() {
+                // The client is gone or reset the stream.
+                return Ok(());
+            }
+            from_pod.consume(read);
+        }
     };
     tokio::pin!(upstream, downstream);
     let mut upstream_done = false;
     loop {
         tokio::select! {
             result = &mut downstream => return result,
-            () = &mut upstream, if !upstream_done => upstream_done = true,
+            clean = &mut upstream, if !upstream_done => {
+                if !clean {
+                    return Ok(());
+                }
+                upstream_done = true;
+            }
         }
     }
 }
