@@ -493,6 +493,12 @@ async fn refused(mut connection: ForwardedConnection) {
     assert!(message.contains(&CLOSED_PORT.to_string()), "{message}");
 }
 
+/// The URL of a SPDY port-forward to a new [`serving_pod`].
+async fn serving_pod_forward_url(fx: &mut ContainerFixture) -> String {
+    let pod = serving_pod(fx).await;
+    port_forward_url(fx, &pod, &[HTTP_PORT]).await
+}
+
 /// One connection on `forward`, then two at once, then one to a port nobody listens on.
 async fn forward_through_one_spdy_session(forward: &SpdyPortForward) {
     with_deadline("one connection", async {
@@ -518,18 +524,17 @@ async fn forward_through_one_spdy_session(forward: &SpdyPortForward) {
 async fn spdy_port_forward_reaches_pod_ports_and_tells_a_refused_one() {
     require_root!("streaming sessions");
     let mut fx = ContainerFixture::new().await;
-    let pod = serving_pod(&mut fx).await;
-    let url = port_forward_url(&mut fx, &pod, &[HTTP_PORT]).await;
+    let url = serving_pod_forward_url(&mut fx).await;
     let forward = SpdyPortForward::connect(&url).await.unwrap();
     forward_through_one_spdy_session(&forward).await;
 }
 
 #[tokio::test]
-async fn spdy_port_forward_tunnelled_through_a_websocket_reaches_pod_ports() {
+async fn spdy_port_forward_tunnelled_through_a_websocket_reaches_pod_ports_and_tells_a_refused_one()
+{
     require_root!("streaming sessions");
     let mut fx = ContainerFixture::new().await;
-    let pod = serving_pod(&mut fx).await;
-    let url = port_forward_url(&mut fx, &pod, &[HTTP_PORT]).await;
+    let url = serving_pod_forward_url(&mut fx).await;
     let forward = SpdyPortForward::connect_tunnelled(&url).await.unwrap();
     forward_through_one_spdy_session(&forward).await;
 }
