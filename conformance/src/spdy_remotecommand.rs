@@ -12,6 +12,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use crate::remotecommand::Output;
 use crate::spdy_upgrade;
 
+/// remotecommand v5: over SPDY the same as v4 (its close message is the WebSocket's half-close).
+pub const V5: &str = "v5.channel.k8s.io";
 /// remotecommand v4: the error stream carries a metav1.Status in JSON.
 pub const V4: &str = "v4.channel.k8s.io";
 /// remotecommand v3: v2 and a resize stream.
@@ -20,8 +22,9 @@ pub const V3: &str = "v3.channel.k8s.io";
 pub const V2: &str = "v2.channel.k8s.io";
 /// remotecommand v1.
 pub const V1: &str = "channel.k8s.io";
-/// What client-go offers over SPDY, v5 aside, in its order of preference.
-pub const PROTOCOLS: &[&str] = &[V4, V3, V2, V1];
+/// What client-go (crictl, kubectl) offers over SPDY, in its order of preference; kubelet
+/// serves v4 to v1 over SPDY, so it answers v4.
+pub const PROTOCOLS: &[&str] = &[V5, V4, V3, V2, V1];
 
 /// The header naming a stream's channel.
 const STREAM_TYPE: &str = "streamType";
