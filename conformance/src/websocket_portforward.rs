@@ -207,3 +207,80 @@ async fn receive_messages(
         let _ = port.error_tx.send(text);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    #[tokio::test]
+    async fn ports_map_to_channel_pairs_after_their_port_prefix() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/portforward/token",
+            listener.local_addr().unwrap()
+        );
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let check = |request: &Request, mut response: Response| {
+                assert_eq!(
+                    request.uri().query(),
+                    Some("port=8080&port=9000"),
+                    "{:?}",
+                    request.uri()
+                );
+                assert_eq!(
+                    request.headers()["Sec-WebSocket-Protocol"],
+                    V4_BASE64,
+                    "{:?}",
+                    request.headers()
+                );
+                response.headers_mut().insert(
+                    "Sec-WebSocket-Protocol",
+                    HeaderValue::from_static(V4_BASE64),
+                );
+                Ok(response)
+            };
+            let mut socket = tokio_tungstenite::accept_hdr_async(tcp, check)
+                .await
+                .unwrap();
+            for (channel, port) in [(0, 8080u16), (1, 8080), (2, 9000), (3, 9000)] {
+                let prefix = websocket_channels::encode(true, channel, &port.to_le_bytes());
+                socket.send(prefix).await.unwrap();
+            }
+            let message = socket.next().await.unwrap().unwrap();
+            assert_eq!(
+                websocket_channels::decode(&message),
+                Some((2, b"ping".to_vec()))
+            );
+            for (channel, data) in [(2, &b"pong"[..]), (1, b"refused")] {
+                let message = websocket_channels::encode(true, channel, data);
+                socket.send(message).await.unwrap();
+            }
+            socket.close(None).await.unwrap();
+        });
+        let forward = WebSocketPortForward::connect(&url, &[8080, 9000], V4_BASE64)
+            .await
+            .unwrap();
+        assert_eq!(forward.protocol, V4_BASE64);
+        let mut connections = forward.connections.into_iter();
+        let (mut first, mut second) = (connections.next().unwrap(), connections.next().unwrap());
+        second.write_all(b"ping").await.unwrap();
+        let mut reply = Vec::new();
+        second.read_to_end(&mut reply).await.unwrap();
+        assert_eq!(reply, b"pong");
+        let mut nothing = Vec::new();
+        first.read_to_end(&mut nothing).await.unwrap();
+        assert!(nothing.is_empty());
+        assert_eq!(
+            first.error_message().await.unwrap().as_deref(),
+            Some("refused")
+        );
+        assert_eq!(second.error_message().await.unwrap(), None);
+        server.await.unwrap();
+    }
+}
