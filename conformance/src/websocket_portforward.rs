@@ -226,6 +226,8 @@ mod tests {
         );
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
+            // The handshake's callback type, as tungstenite fixes it.
+            #[allow(clippy::result_large_err)]
             let check = |request: &Request, mut response: Response| {
                 assert_eq!(
                     request.uri().query(),
