@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use crius_runtime::cgroup::CgroupDriver;
@@ -55,6 +56,9 @@ pub struct Cli {
     /// Port of the streaming server; 0 picks a free one
     #[arg(long, global = true, value_name = "PORT")]
     pub stream_port: Option<u16>,
+    /// How long a streaming connection may pass nothing before it is closed (e.g. 4h, 30s)
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime_serde::re::humantime::parse_duration)]
+    pub stream_idle_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +84,7 @@ impl Cli {
         set(&mut config.image.registries_conf, &self.registries_conf);
         set(&mut config.stream.address, &self.stream_address);
         set(&mut config.stream.port, &self.stream_port);
+        set(&mut config.stream.idle_timeout, &self.stream_idle_timeout);
         set(&mut config.runtime.cgroup_driver, &self.cgroup_driver);
         if !self.cni_plugin_dir.is_empty() {
             config.network.cni_plugin_dirs = self.cni_plugin_dir.clone();

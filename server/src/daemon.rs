@@ -54,9 +54,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await
     .context("open the container store")?;
-    let (streaming, stream_listener) = StreamServer::bind(&config.stream, containers.clone())
-        .await
-        .context("start the streaming server")?;
+    let (streaming, stream_listener) =
+        StreamServer::bind(&config.stream, containers.clone(), pods.clone())
+            .await
+            .context("start the streaming server")?;
     let (stop_streaming, streaming_stop_requested) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(streaming.clone().serve(stream_listener, async {
         streaming_stop_requested.await.ok();

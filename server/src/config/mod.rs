@@ -122,6 +122,10 @@ pub struct StreamConfig {
     pub address: IpAddr,
     /// 0 picks a free port.
     pub port: u16,
+    /// A session's connection that passes nothing for this long is closed, as kubelet's
+    /// streaming server does (default 4h).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for Config {
@@ -181,6 +185,7 @@ impl Default for StreamConfig {
         StreamConfig {
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
+            idle_timeout: Duration::from_secs(4 * 60 * 60),
         }
     }
 }
@@ -235,6 +240,9 @@ impl Config {
         }
         if self.shutdown_timeout.is_zero() {
             bail!("shutdown_timeout: must be longer than zero");
+        }
+        if self.stream.idle_timeout.is_zero() {
+            bail!("stream.idle_timeout: must be longer than zero");
         }
         Ok(())
     }

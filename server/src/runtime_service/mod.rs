@@ -247,6 +247,15 @@ impl RuntimeService for CriRuntimeService {
         self.streaming.attach(request.get_ref()).map(Response::new)
     }
 
+    async fn port_forward(
+        &self,
+        request: Request<cri::PortForwardRequest>,
+    ) -> Result<Response<cri::PortForwardResponse>, Status> {
+        self.streaming
+            .port_forward(request.get_ref())
+            .map(Response::new)
+    }
+
     type GetContainerEventsStream = ContainerEventStream;
 
     async fn get_container_events(
@@ -257,7 +266,6 @@ impl RuntimeService for CriRuntimeService {
     }
 
     not_built_yet! {
-        port_forward(PortForwardRequest) -> PortForwardResponse = "PortForward";
         pod_sandbox_stats(PodSandboxStatsRequest) -> PodSandboxStatsResponse = "PodSandboxStats";
         list_pod_sandbox_stats(ListPodSandboxStatsRequest) -> ListPodSandboxStatsResponse = "ListPodSandboxStats";
         update_runtime_config(UpdateRuntimeConfigRequest) -> UpdateRuntimeConfigResponse = "UpdateRuntimeConfig";

@@ -1,5 +1,6 @@
-//! One WebSocket session: an exec'd command or an attach to a container, its streams passed
-//! between the client's channels and the process (or the container's monitor).
+//! One remotecommand session: an exec'd command or an attach to a container, its streams passed
+//! between the client (over WebSocket or SPDY, see [`RemoteClient`]) and the process (or the
+//! container's monitor).
 //!
 //! Data the client sends for stdin goes through a small bounded queue to a writer task, so that
 //! a process that does not read its stdin never stops its output from flowing. A client that
@@ -12,16 +13,11 @@ use crius_runtime::container::exec::exec_failure_message;
 use crius_runtime::monitor::attach_protocol::{
     FrameDecoder, FrameKind, MAX_PAYLOAD, TerminalSize, encode,
 };
-use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::mpsc;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 
-use super::websocket::{
-    CLOSE, ChannelMessage, ERROR, Ending, Protocol, RESIZE, Resize, STDERR, STDIN, STDOUT,
-};
-use super::{StreamRequest, Streams};
+use super::remotecommand::{Ending, Resize, STDERR, STDOUT};
+use super::{CommandRequest, Streams};
 use crate::blocking::run_blocking;
 use crate::containers::ContainerManager;
 use crate::containers::exec::{ExecStreams, SpawnedExec, end_exec, exit_code};
@@ -33,23 +29,58 @@ const STDIN_QUEUE: usize = 8;
 /// How much of runc's stderr is kept to tell why it could not start a process.
 const FAILURE_MESSAGE_LIMIT: usize = 4096;
 
-/// Runs the session `request` over `socket` to its end.
-pub async fn run<S>(
-    socket: WebSocketStream<S>,
-    protocol: Protocol,
-    request: StreamRequest,
+/// The client's end of a session, whatever carries it: WebSocket channels or SPDY streams.
+pub trait RemoteClient {
+    /// The next thing the client asks for.
+    async fn next(&mut self) -> FromClient;
+    /// Sends `data` on [`STDOUT`] or [`STDERR`]; false if the client is gone.
+    async fn send(&mut self, channel: u8, data: &[u8]) -> bool;
+    /// Tells the client how the session ended and closes the connection.
+    async fn finish(self, ending: &Ending);
+}
+
+/// What the client did.
+pub enum FromClient {
+    /// Data for stdin.
+    Stdin(Vec<u8>),
+    /// The client closed its stdin.
+    CloseStdin,
+    Resize(TerminalSize),
+    /// A message with nothing to do (ping, unknown channel, malformed resize).
+    Nothing,
+    /// The client closed the connection or it broke.
+    Gone,
+}
+
+impl FromClient {
+    /// A resize message (`{"Width":..,"Height":..}`).
+    pub fn resize(json: &[u8]) -> Self {
+        match serde_json::from_slice::<Resize>(json) {
+            Ok(size) => FromClient::Resize(TerminalSize {
+                rows: size.height,
+                cols: size.width,
+            }),
+            Err(e) => {
+                tracing::debug!(error = %e, "malformed resize message");
+                FromClient::Nothing
+            }
+        }
+    }
+}
+
+/// Runs `request` with `client` to its end.
+pub async fn run(
+    mut client: impl RemoteClient,
+    request: CommandRequest,
     containers: &ContainerManager,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut client = Client { socket, protocol };
+) {
     let ending = match request {
-        StreamRequest::Exec {
+        CommandRequest::Exec {
             container_id,
             command,
             streams,
         } => exec(&mut client, containers, &container_id, command, streams).await,
-        StreamRequest::Attach {
+        CommandRequest::Attach {
             container_id,
             streams,
         } => attach(&mut client, containers, &container_id, streams).await,
@@ -57,78 +88,6 @@ pub async fn run<S>(
     match ending {
         Some(ending) => client.finish(&ending).await,
         None => tracing::debug!("the streaming client went away"),
-    }
-}
-
-/// The client's end of the session.
-struct Client<S> {
-    socket: WebSocketStream<S>,
-    protocol: Protocol,
-}
-
-/// What the client did.
-enum FromClient {
-    /// Data for stdin.
-    Stdin(Vec<u8>),
-    /// The client closed its stdin.
-    CloseStdin,
-    Resize(TerminalSize),
-    /// A message with nothing to do (ping, unknown channel).
-    Nothing,
-    /// The client closed the connection or it broke.
-    Gone,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
-    /// The next thing the client asks for.
-    async fn next(&mut self) -> FromClient {
-        let message = match self.socket.next().await {
-            Some(Ok(message)) => message,
-            Some(Err(e)) => {
-                tracing::debug!(error = %e, "streaming client connection");
-                return FromClient::Gone;
-            }
-            None => return FromClient::Gone,
-        };
-        if let Message::Close(_) = message {
-            return FromClient::Gone;
-        }
-        let Some(ChannelMessage { channel, data }) = self.protocol.decode(&message) else {
-            return FromClient::Nothing;
-        };
-        match channel {
-            STDIN => FromClient::Stdin(data),
-            RESIZE => match serde_json::from_slice::<Resize>(&data) {
-                Ok(size) => FromClient::Resize(TerminalSize {
-                    rows: size.height,
-                    cols: size.width,
-                }),
-                Err(e) => {
-                    tracing::debug!(error = %e, "malformed resize message");
-                    FromClient::Nothing
-                }
-            },
-            CLOSE if data == [STDIN] => FromClient::CloseStdin,
-            _ => FromClient::Nothing,
-        }
-    }
-
-    /// Sends `data` on `channel`; false if the client is gone.
-    async fn send(&mut self, channel: u8, data: &[u8]) -> bool {
-        self.socket
-            .send(self.protocol.encode(channel, data))
-            .await
-            .is_ok()
-    }
-
-    /// Sends how the session ended and closes the connection.
-    async fn finish(&mut self, ending: &Ending) {
-        if let Some(status) = self.protocol.status(ending) {
-            self.send(ERROR, status.as_bytes()).await;
-        }
-        if let Err(e) = self.socket.close(None).await {
-            tracing::debug!(error = %e, "closing the streaming connection");
-        }
     }
 }
 
@@ -208,8 +167,8 @@ async fn read_chunk(pipe: &mut Option<impl AsyncRead + Unpin>, buf: &mut [u8]) -
 
 /// Runs `command` in the container with the client's streams; None if the client went away
 /// (the process is then killed).
-async fn exec<S: AsyncRead + AsyncWrite + Unpin>(
-    client: &mut Client<S>,
+async fn exec(
+    client: &mut impl RemoteClient,
     containers: &ContainerManager,
     container_id: &str,
     command: Vec<String>,
@@ -297,8 +256,8 @@ async fn exec<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Attaches the client to the container's stdio through its monitor; None if the client went
 /// away (the container keeps running).
-async fn attach<S: AsyncRead + AsyncWrite + Unpin>(
-    client: &mut Client<S>,
+async fn attach(
+    client: &mut impl RemoteClient,
     containers: &ContainerManager,
     container_id: &str,
     streams: Streams,
@@ -338,7 +297,10 @@ async fn attach<S: AsyncRead + AsyncWrite + Unpin>(
                             encode(FrameKind::Stdin, chunk, &mut frames).ok();
                         }
                     }
-                    FromClient::CloseStdin if streams.stdin => {
+                    // The container's stdin ends with the client's only for a container whose
+                    // stdin is for one attach (stdin_once), and never for a terminal, as cri-o
+                    // and containerd do.
+                    FromClient::CloseStdin if streams.stdin && record.stdin_once && !record.tty => {
                         encode(FrameKind::CloseStdin, &[], &mut frames).ok();
                     }
                     FromClient::Resize(size) if streams.tty => {
@@ -353,7 +315,7 @@ async fn attach<S: AsyncRead + AsyncWrite + Unpin>(
             }
             read = from_monitor.read(decoder.unfilled()) => {
                 let read = match read {
-                    Ok(0) => return Some(Ending::Exited(0)),
+                    Ok(0) => return Some(attach_ended(&record.dir).await),
                     Ok(read) => read,
                     Err(e) => return Some(Ending::Failed(format!("read from the monitor: {e}"))),
                 };
@@ -375,5 +337,16 @@ async fn attach<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         }
+    }
+}
+
+/// How an attach session ends when the monitor closes its connection: the container's exit code
+/// (the monitor writes it before it closes its clients).
+async fn attach_ended(dir: &std::path::Path) -> Ending {
+    let dir = dir.to_owned();
+    match run_blocking(move || crius_runtime::monitor::read_exit(&dir)).await {
+        Ok(Some(exit)) => Ending::Exited(exit.exit_code),
+        Ok(None) => Ending::Failed("the container's monitor closed the attach connection".into()),
+        Err(e) => Ending::Failed(format!("read the container's exit: {e}")),
     }
 }

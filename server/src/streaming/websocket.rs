@@ -9,15 +9,22 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use tokio_tungstenite::tungstenite::Message;
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-pub const STDIN: u8 = 0;
-pub const STDOUT: u8 = 1;
-pub const STDERR: u8 = 2;
-pub const ERROR: u8 = 3;
-pub const RESIZE: u8 = 4;
-/// v5: the client closes one of its streams.
-pub const CLOSE: u8 = 255;
+use super::remotecommand::{CLOSE, ERROR, Ending, RESIZE, STDIN, Version};
+use super::session::{FromClient, RemoteClient};
+
+/// How a session that ended closes its WebSocket: client-go takes any other close code, or none,
+/// for a broken connection.
+pub const NORMAL_CLOSURE: CloseFrame = CloseFrame {
+    code: CloseCode::Normal,
+    reason: Utf8Bytes::from_static(""),
+};
 
 /// The subprotocols served, as client-go names them.
 const PROTOCOLS: [(&str, Protocol); 5] = [
@@ -58,17 +65,6 @@ const PROTOCOLS: [(&str, Protocol); 5] = [
     ),
 ];
 
-/// The remotecommand version a subprotocol speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Version {
-    /// `channel.k8s.io`: a plain-text error, no close.
-    V1,
-    /// `v4.`: the error channel carries a metav1.Status.
-    V4,
-    /// `v5.`: v4 and the close channel.
-    V5,
-}
-
 /// A negotiated subprotocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Protocol {
@@ -83,6 +79,15 @@ pub struct Protocol {
 pub fn negotiate<'a>(
     offered: impl IntoIterator<Item = &'a str>,
 ) -> Option<(Option<&'static str>, Protocol)> {
+    pick(offered, &PROTOCOLS, PROTOCOLS[3].1)
+}
+
+/// The first of the offered names in `served`, or `default` when none is offered at all.
+fn pick<'a>(
+    offered: impl IntoIterator<Item = &'a str>,
+    served: &[(&'static str, Protocol)],
+    default: Protocol,
+) -> Option<(Option<&'static str>, Protocol)> {
     let mut any = false;
     for name in offered
         .into_iter()
@@ -91,11 +96,35 @@ pub fn negotiate<'a>(
         .filter(|name| !name.is_empty())
     {
         any = true;
-        if let Some((served, protocol)) = PROTOCOLS.iter().find(|(served, _)| *served == name) {
-            return Some((Some(served), *protocol));
+        if let Some((name, protocol)) = served.iter().find(|(served, _)| *served == name) {
+            return Some((Some(name), *protocol));
         }
     }
-    (!any).then_some((None, PROTOCOLS[3].1))
+    (!any).then_some((None, default))
+}
+
+/// The subprotocols of kubelet's WebSocket port-forward, as [`negotiate`] picks them: binary
+/// channels, or base64 text; none offered means binary.
+pub fn negotiate_port_forward<'a>(
+    offered: impl IntoIterator<Item = &'a str>,
+) -> Option<(Option<&'static str>, Protocol)> {
+    const PORT_FORWARD: [(&str, Protocol); 2] = [
+        (
+            "v4.channel.k8s.io",
+            Protocol {
+                version: Version::V4,
+                base64: false,
+            },
+        ),
+        (
+            "v4.base64.channel.k8s.io",
+            Protocol {
+                version: Version::V4,
+                base64: true,
+            },
+        ),
+    ];
+    pick(offered, &PORT_FORWARD, PORT_FORWARD[0].1)
 }
 
 /// A message the client sent, decoded.
@@ -134,7 +163,7 @@ impl Protocol {
             }
             (Message::Text(text), true) => {
                 let (&digit, data) = text.as_bytes().split_first()?;
-                let channel = digit.checked_sub(b'0').filter(|c| *c <= RESIZE)?;
+                let channel = digit.checked_sub(b'0')?;
                 Some(ChannelMessage {
                     channel,
                     data: BASE64.decode(data).ok()?,
@@ -143,64 +172,68 @@ impl Protocol {
             _ => None,
         }
     }
+}
 
-    /// What the error channel says when the command or attach session ended: nothing more
-    /// than success (v4+ only), or why it failed. None: send nothing.
-    pub fn status(self, ending: &Ending) -> Option<String> {
-        match (self.version, ending) {
-            (Version::V1, Ending::Exited(0)) => None,
-            (Version::V1, Ending::Exited(code)) => Some(format!(
-                "command terminated with non-zero exit code: exit code {code}"
-            )),
-            (Version::V1, Ending::Failed(message)) => Some(message.clone()),
-            (_, Ending::Exited(0)) => {
-                Some(serde_json::json!({"metadata": {}, "status": "Success"}).to_string())
-            }
-            (_, Ending::Exited(code)) => Some(
-                serde_json::json!({
-                    "metadata": {},
-                    "status": "Failure",
-                    "message": format!(
-                        "command terminated with non-zero exit code: exit code {code}"
-                    ),
-                    "reason": "NonZeroExitCode",
-                    "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]},
-                })
-                .to_string(),
-            ),
-            (_, Ending::Failed(message)) => Some(
-                serde_json::json!({
-                    "metadata": {},
-                    "status": "Failure",
-                    "message": message,
-                })
-                .to_string(),
-            ),
-        }
+/// The client's end of a remotecommand session over WebSocket.
+pub struct WebSocketClient<S> {
+    socket: WebSocketStream<S>,
+    protocol: Protocol,
+}
+
+impl<S> WebSocketClient<S> {
+    /// A session over `socket`, speaking `protocol`.
+    pub fn new(socket: WebSocketStream<S>, protocol: Protocol) -> Self {
+        WebSocketClient { socket, protocol }
     }
 }
 
-/// How a stream session ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
-    /// The command (or the attached container) ended with this exit code.
-    Exited(i32),
-    /// The session could not run or went wrong.
-    Failed(String),
-}
+impl<S: AsyncRead + AsyncWrite + Unpin> RemoteClient for WebSocketClient<S> {
+    async fn next(&mut self) -> FromClient {
+        let message = match self.socket.next().await {
+            Some(Ok(message)) => message,
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "streaming client connection");
+                return FromClient::Gone;
+            }
+            None => return FromClient::Gone,
+        };
+        if let Message::Close(_) = message {
+            return FromClient::Gone;
+        }
+        let Some(ChannelMessage { channel, data }) = self.protocol.decode(&message) else {
+            return FromClient::Nothing;
+        };
+        match channel {
+            STDIN => FromClient::Stdin(data),
+            RESIZE => FromClient::resize(&data),
+            CLOSE if self.protocol.version >= Version::V5 && data == [STDIN] => {
+                FromClient::CloseStdin
+            }
+            _ => FromClient::Nothing,
+        }
+    }
 
-/// A terminal size from a resize message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-pub struct Resize {
-    #[serde(rename = "Width")]
-    pub width: u16,
-    #[serde(rename = "Height")]
-    pub height: u16,
+    async fn send(&mut self, channel: u8, data: &[u8]) -> bool {
+        self.socket
+            .send(self.protocol.encode(channel, data))
+            .await
+            .is_ok()
+    }
+
+    async fn finish(mut self, ending: &Ending) {
+        if let Some(status) = self.protocol.version.status(ending) {
+            self.send(ERROR, status.as_bytes()).await;
+        }
+        if let Err(e) = self.socket.close(Some(NORMAL_CLOSURE)).await {
+            tracing::debug!(error = %e, "closing the streaming connection");
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::streaming::remotecommand::{STDERR, STDOUT};
 
     #[test]
     fn the_clients_first_served_protocol_is_chosen() {
@@ -238,41 +271,5 @@ mod tests {
         };
         assert_eq!(binary.encode(STDOUT, b"x"), Message::binary(vec![1, b'x']));
         assert_eq!(binary.decode(&Message::binary(Vec::new())), None);
-    }
-
-    #[test]
-    fn the_error_channel_tells_the_exit_code() {
-        let v4 = Protocol {
-            version: Version::V4,
-            base64: false,
-        };
-        let success: serde_json::Value =
-            serde_json::from_str(&v4.status(&Ending::Exited(0)).unwrap()).unwrap();
-        assert_eq!(
-            success,
-            serde_json::json!({"metadata": {}, "status": "Success"})
-        );
-        let failure: serde_json::Value =
-            serde_json::from_str(&v4.status(&Ending::Exited(3)).unwrap()).unwrap();
-        assert_eq!(failure["reason"], "NonZeroExitCode");
-        assert_eq!(failure["details"]["causes"][0]["reason"], "ExitCode");
-        assert_eq!(failure["details"]["causes"][0]["message"], "3");
-        let v1 = Protocol {
-            version: Version::V1,
-            base64: false,
-        };
-        assert_eq!(v1.status(&Ending::Exited(0)), None);
-    }
-
-    #[test]
-    fn resize_is_kubernetes_json() {
-        let size: Resize = serde_json::from_str(r#"{"Width":80,"Height":24}"#).unwrap();
-        assert_eq!(
-            size,
-            Resize {
-                width: 80,
-                height: 24
-            }
-        );
     }
 }
