@@ -149,22 +149,24 @@ fn processes(cmdline: &[u8]) -> Vec<i32> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_client_that_disconnects_mid_exec_ends_the_process() {
-    require_root!("streaming sessions");
-    let mut fx = ContainerFixture::new().await;
-    let id = sleeper(&mut fx).await;
-    let url = exec_url(&mut fx, &id, vec!["sleep".into(), "7919".into()], false).await;
-    let session = RemoteCommand::connect(&url, V5).await.unwrap();
-    let cmdline = b"sleep\x007919\x00";
+/// Opens `url`, an exec of `sleep <seconds>` in container `id`, and goes away once the sleep
+/// runs: the sleep must end, the container keep running.
+async fn disconnecting_ends_the_exec(
+    fx: &mut ContainerFixture,
+    id: &str,
+    url: &str,
+    seconds: &str,
+) {
+    let session = RemoteCommand::connect(url, V5).await.unwrap();
+    let cmdline = format!("sleep\0{seconds}\0");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while processes(cmdline).is_empty() {
+    while processes(cmdline.as_bytes()).is_empty() {
         assert!(Instant::now() < deadline, "the exec'd sleep never ran");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(session);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes(cmdline).is_empty() {
+    while !processes(cmdline.as_bytes()).is_empty() {
         assert!(
             Instant::now() < deadline,
             "the exec'd sleep lives on after its client went away"
@@ -172,9 +174,18 @@ async fn a_client_that_disconnects_mid_exec_ends_the_process() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
-        fx.status(&id).await.unwrap().state,
+        fx.status(id).await.unwrap().state,
         cri::ContainerState::ContainerRunning as i32
     );
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_exec_ends_the_process() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let id = sleeper(&mut fx).await;
+    let url = exec_url(&mut fx, &id, vec!["sleep".into(), "7919".into()], false).await;
+    disconnecting_ends_the_exec(&mut fx, &id, &url, "7919").await;
 }
 
 /// A container running `cat` with stdin open, and the URL of an attach to its stdin, stdout
@@ -182,7 +193,9 @@ async fn a_client_that_disconnects_mid_exec_ends_the_process() {
 async fn cat_attach_url(fx: &mut ContainerFixture) -> (String, String) {
     let pod = fx.pod().await;
     let mut config = fx.config("cat", &["/bin/cat"]);
+    // The container's stdin ends with the attach's only when it is for one attach.
     config.stdin = true;
+    config.stdin_once = true;
     let id = fx.run(&pod, config).await;
     let url = fx
         .client()
@@ -411,18 +424,19 @@ async fn port_forward_url(fx: &mut ContainerFixture, pod: &str, ports: &[u16]) -
     url
 }
 
-/// How a transport ends a connection whose pod side closed.
+/// Whether a transport carries a connection's half-close, each way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PodClose {
-    /// The data stream ends (SPDY: the server's FIN), as client-go waits for.
-    EndsTheStream,
-    /// Nothing tells it before the whole session ends (kubelet's WebSocket channels).
+enum HalfClose {
+    /// SPDY's FIN: client-go half-closes its data stream at the end of its input and waits for
+    /// the server to end it once the pod has sent all it will.
+    Carried,
+    /// kubelet's WebSocket channels: nothing tells a connection's end before the session's.
     Unseen,
 }
 
 /// Fetches [`blob`] over `connection` with HTTP/1.0 and checks it arrived whole, and that the
 /// server's error stream stayed empty.
-async fn fetch_blob(mut connection: ForwardedConnection, pod_close: PodClose) {
+async fn fetch_blob(mut connection: ForwardedConnection, half_close: HalfClose) {
     connection
         .write_all(b"GET /blob HTTP/1.0\r\nHost: pod\r\n\r\n")
         .await
@@ -452,7 +466,7 @@ async fn fetch_blob(mut connection: ForwardedConnection, pod_close: PodClose) {
     let mut body = vec![0; length];
     connection.read_exact(&mut body).await.unwrap();
     assert!(body == expected, "the body differs from the file served");
-    if pod_close == PodClose::EndsTheStream {
+    if half_close == HalfClose::Carried {
         let mut rest = Vec::new();
         connection.read_to_end(&mut rest).await.unwrap();
         assert_eq!(rest, b"");
@@ -460,8 +474,9 @@ async fn fetch_blob(mut connection: ForwardedConnection, pod_close: PodClose) {
     assert_eq!(connection.error_message().await.unwrap(), None);
 }
 
-/// Sends `size` pseudo-random bytes through the echo server while reading them back.
-async fn echo(connection: ForwardedConnection, size: usize) {
+/// Sends `size` pseudo-random bytes through the echo server while reading them back; with a
+/// half-close, as client-go does: the end of input, then the server's end.
+async fn echo(connection: ForwardedConnection, size: usize, half_close: HalfClose) {
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let payload: Vec<u8> = (0..size)
         .map(|_| {
@@ -472,16 +487,28 @@ async fn echo(connection: ForwardedConnection, size: usize) {
         })
         .collect();
     let (mut reader, mut writer) = tokio::io::split(connection);
-    let mut echoed = vec![0; size];
+    let mut echoed = Vec::with_capacity(size);
     let (written, read) = tokio::join!(
         async {
             writer.write_all(&payload).await?;
-            writer.flush().await
+            match half_close {
+                HalfClose::Carried => writer.shutdown().await,
+                HalfClose::Unseen => writer.flush().await,
+            }
         },
-        reader.read_exact(&mut echoed),
+        async {
+            match half_close {
+                HalfClose::Carried => reader.read_to_end(&mut echoed).await,
+                HalfClose::Unseen => {
+                    echoed.resize(size, 0);
+                    reader.read_exact(&mut echoed).await
+                }
+            }
+        },
     );
     written.unwrap();
     read.unwrap();
+    assert_eq!(echoed.len(), payload.len());
     assert!(echoed == payload, "the echo differs from what was sent");
     let connection = reader.unsplit(writer);
     assert_eq!(connection.error_message().await.unwrap(), None);
@@ -504,19 +531,32 @@ async fn serving_pod_forward_url(fx: &mut ContainerFixture) -> String {
     port_forward_url(fx, &pod, &[HTTP_PORT]).await
 }
 
-/// One connection on `forward`, then two at once, then one to a port nobody listens on.
+/// One connection on `forward`, then two at once, then one the client resets, then one to a
+/// port nobody listens on.
 async fn forward_through_one_spdy_session(forward: &SpdyPortForward) {
     with_deadline("one connection", async {
         let web = forward.forward(HTTP_PORT).await.unwrap();
-        fetch_blob(web, PodClose::EndsTheStream).await;
+        fetch_blob(web, HalfClose::Carried).await;
     })
     .await;
     with_deadline("two connections at once on one session", async {
         let (web, echoer) = tokio::join!(forward.forward(HTTP_PORT), forward.forward(ECHO_PORT));
         tokio::join!(
-            fetch_blob(web.unwrap(), PodClose::EndsTheStream),
-            echo(echoer.unwrap(), 1 << 20)
+            fetch_blob(web.unwrap(), HalfClose::Carried),
+            echo(echoer.unwrap(), 1 << 20, HalfClose::Carried)
         );
+    })
+    .await;
+    with_deadline("a connection the client resets", async {
+        let mut echoer = forward.forward(ECHO_PORT).await.unwrap();
+        echoer.write_all(b"half").await.unwrap();
+        let mut echoed = [0; 4];
+        echoer.read_exact(&mut echoed).await.unwrap();
+        // Reset before the pod's end, as client-go does when its local connection fails: that
+        // is no failure to report (client-go closes the whole session on any error text).
+        assert_eq!(echoer.error_message().await.unwrap(), None);
+        let web = forward.forward(HTTP_PORT).await.unwrap();
+        fetch_blob(web, HalfClose::Carried).await;
     })
     .await;
     with_deadline("a refused port", async {
@@ -560,7 +600,10 @@ async fn websocket_port_forward_reaches_pod_ports_and_tells_a_refused_one() {
         let (web, echoer) = (connections.next().unwrap(), connections.next().unwrap());
         assert_eq!((web.port(), echoer.port()), (HTTP_PORT, ECHO_PORT));
         with_deadline(protocol, async {
-            tokio::join!(fetch_blob(web, PodClose::Unseen), echo(echoer, 1 << 20));
+            tokio::join!(
+                fetch_blob(web, HalfClose::Unseen),
+                echo(echoer, 1 << 20, HalfClose::Unseen)
+            );
         })
         .await;
         let url = port_forward_url(&mut fx, &pod, &[CLOSED_PORT]).await;
@@ -620,4 +663,145 @@ async fn spdy_attach_with_a_terminal_passes_its_size() {
     session.close_stdin().await.unwrap();
     drop(session);
     fx.stop(&id, 0).await.unwrap();
+}
+
+async fn tty_exec_url(fx: &mut ContainerFixture, id: &str, cmd: Vec<String>) -> String {
+    fx.client()
+        .runtime
+        .exec(cri::ExecRequest {
+            container_id: id.into(),
+            cmd,
+            tty: true,
+            stdin: true,
+            stdout: true,
+            stderr: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .url
+}
+
+#[tokio::test]
+async fn exec_with_a_terminal_takes_its_size_and_input_and_tells_the_exit_code() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let id = sleeper(&mut fx).await;
+    let url = tty_exec_url(&mut fx, &id, vec!["/bin/sh".into()]).await;
+    let mut session = RemoteCommand::connect(&url, V5).await.unwrap();
+    session.resize(100, 40).await.unwrap();
+    session
+        .stdin(b"stty size; tty; echo hi; exit 4\n")
+        .await
+        .unwrap();
+    let output = with_deadline("the shell on a terminal", session.collect()).await;
+    let shown = String::from_utf8_lossy(&output.stdout);
+    // A terminal: output lines end in \r\n (or \r\r\n, the same on a screen: runc clears ONLCR
+    // on the process's terminal once the process may have written), the typed line is echoed
+    // (once) before it.
+    let lines = shown.replace('\r', "");
+    assert!(lines.contains("\n40 100\n"), "{shown:?}");
+    assert!(lines.contains("\n/dev/pts/"), "{shown:?}");
+    assert!(lines.contains("\nhi\n"), "{shown:?}");
+    assert!(shown.contains("hi\r"), "{shown:?}");
+    assert_eq!(
+        lines.matches("stty size; tty; echo hi; exit 4").count(),
+        1,
+        "{shown:?}"
+    );
+    assert!(output.stderr.is_empty(), "{output:?}");
+    assert_eq!(output.exit_code(), Some(4), "{:?}", output.error);
+}
+
+#[tokio::test]
+async fn exec_with_a_terminal_follows_a_resize_while_it_runs() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let id = sleeper(&mut fx).await;
+    let url = tty_exec_url(&mut fx, &id, vec!["/bin/sh".into()]).await;
+    let mut session = RemoteCommand::connect(&url, V5).await.unwrap();
+    session.stdin(b"echo started\n").await.unwrap();
+    let mut stdout = Vec::new();
+    let answered = tokio::time::timeout(Duration::from_secs(20), async {
+        while !String::from_utf8_lossy(&stdout)
+            .replace('\r', "")
+            .contains("\nstarted\n")
+        {
+            let (channel, data) = session.next().await.unwrap();
+            assert_eq!(channel, 1, "{:?}", String::from_utf8_lossy(&data));
+            stdout.extend_from_slice(&data);
+        }
+    })
+    .await;
+    assert!(
+        answered.is_ok(),
+        "the shell did not answer: {:?}",
+        String::from_utf8_lossy(&stdout)
+    );
+    session.resize(120, 50).await.unwrap();
+    // runc passes the size on when signalled: give it a moment before asking.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    session.stdin(b"stty size; exit\n").await.unwrap();
+    let output = with_deadline("the shell's end", session.collect()).await;
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.replace('\r', "").contains("\n50 120\n"), "{shown:?}");
+    assert_eq!(output.exit_code(), Some(0), "{:?}", output.error);
+}
+
+#[tokio::test]
+async fn exec_with_a_terminal_of_a_missing_binary_fails_with_runcs_reason() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let id = sleeper(&mut fx).await;
+    let url = tty_exec_url(&mut fx, &id, vec!["/no/such/binary".into()]).await;
+    let session = RemoteCommand::connect(&url, V5).await.unwrap();
+    let output = with_deadline("the failed exec", session.collect()).await;
+    let status = output.status().unwrap();
+    assert_eq!(status["status"], "Failure", "{status}");
+    assert_eq!(output.exit_code(), None, "{status}");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("/no/such/binary") && message.contains(&id),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_terminal_exec_ends_the_process() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let id = sleeper(&mut fx).await;
+    let url = tty_exec_url(&mut fx, &id, vec!["sleep".into(), "7921".into()]).await;
+    disconnecting_ends_the_exec(&mut fx, &id, &url, "7921").await;
+}
+
+#[tokio::test]
+async fn terminal_execs_leave_no_fds_in_the_daemon() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let id = sleeper(&mut fx).await;
+    let daemon = fx.pods.crius.pid().unwrap();
+    let open_fds = || {
+        std::fs::read_dir(format!("/proc/{daemon}/fd"))
+            .unwrap()
+            .count()
+    };
+    let run_true = async |fx: &mut ContainerFixture| {
+        let url = tty_exec_url(fx, &id, vec!["true".into()]).await;
+        let session = RemoteCommand::connect(&url, V5).await.unwrap();
+        let output = with_deadline("exec true", session.collect()).await;
+        assert_eq!(output.exit_code(), Some(0), "{:?}", output.error);
+    };
+    for _ in 0..3 {
+        run_true(&mut fx).await;
+    }
+    let before = open_fds();
+    for _ in 0..20 {
+        run_true(&mut fx).await;
+    }
+    let after = open_fds();
+    assert!(
+        after <= before + 2,
+        "crius holds {after} fds after 20 terminal execs, {before} before"
+    );
 }

@@ -13,5 +13,6 @@ pub mod sandbox;
 pub mod spec;
 mod sys;
 pub mod sysctl;
+pub mod terminal;
 
 pub use error::{RuntimeError, RuntimeErrorKind};

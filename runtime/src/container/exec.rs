@@ -1,4 +1,4 @@
-//! ExecSync's OCI runtime side, all synchronous: the process an exec runs, derived from the
+//! The OCI runtime side of ExecSync and Exec, all synchronous: the process an exec runs, derived from the
 //! container's own spec so that it has the container's user, environment, working dir,
 //! capabilities, rlimits, no_new_privileges and LSM labels; the per-exec directory holding it and
 //! the pid file; what runc says when it could not start the process; and the end of an exec'd
@@ -6,7 +6,10 @@
 //!
 //! The caller runs [`OciRuntime::exec_command`](super::oci_runtime::OciRuntime::exec_command):
 //! `runc exec` in the foreground, the exec'd process's output passed through runc, its exit
-//! status runc's own (128 + signal when killed).
+//! status runc's own (128 + signal when killed). With a terminal, runc makes the process's
+//! terminal and relays between it and a terminal of the caller's (runc's stdin and stdout, see
+//! [`crate::terminal`]): runc cannot stay in the foreground with a console socket, and a
+//! detached exec's exit status would go to whoever reaps it, not to crius.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -40,11 +43,18 @@ pub struct ExecDir {
 
 impl ExecDir {
     /// Writes the process that runs `command` in the container whose bundle (holding its
-    /// `config.json`) is `container_dir`, into a new directory there.
-    pub fn prepare(container_dir: &Path, command: Vec<String>) -> Result<Self, RuntimeError> {
+    /// `config.json`) is `container_dir`, into a new directory there; with `terminal`, the
+    /// process gets a terminal of its own (runc makes it and relays between it and runc's
+    /// stdio, which must then include a terminal; see
+    /// [`OciRuntime::exec_command`](super::oci_runtime::OciRuntime::exec_command)).
+    pub fn prepare(
+        container_dir: &Path,
+        command: Vec<String>,
+        terminal: bool,
+    ) -> Result<Self, RuntimeError> {
         let spec_path = container_dir.join("config.json");
         let spec = std::fs::read(&spec_path).map_err(RuntimeError::io("read", &spec_path))?;
-        let process = exec_process(&spec, command).map_err(|e| RuntimeError::Io {
+        let process = exec_process(&spec, command, terminal).map_err(|e| RuntimeError::Io {
             op: "parse",
             path: spec_path,
             source: std::io::Error::other(e),
@@ -91,9 +101,13 @@ impl ExecDir {
     }
 }
 
-/// The container's process (from its spec, `spec_json`) with `command` as its arguments and no
-/// terminal.
-fn exec_process(spec_json: &[u8], command: Vec<String>) -> Result<Process, serde_json::Error> {
+/// The container's process (from its spec, `spec_json`) with `command` as its arguments, and a
+/// terminal if `terminal` (its size is runc's terminal's, not the container's).
+fn exec_process(
+    spec_json: &[u8],
+    command: Vec<String>,
+    terminal: bool,
+) -> Result<Process, serde_json::Error> {
     /// Only the process of the spec is read; the rest (mounts, seccomp) is skipped.
     #[derive(serde::Deserialize)]
     struct ProcessOfSpec {
@@ -104,7 +118,7 @@ fn exec_process(spec_json: &[u8], command: Vec<String>) -> Result<Process, serde
         .unwrap_or_default();
     process.set_args(Some(command));
     process.set_command_line(None);
-    process.set_terminal(Some(false));
+    process.set_terminal(Some(terminal));
     process.set_console_size(None);
     Ok(process)
 }
@@ -234,7 +248,7 @@ mod tests {
 
     #[test]
     fn the_exec_process_is_the_containers_with_the_command_and_no_terminal() {
-        let process = exec_process(SPEC.as_bytes(), vec!["id".into(), "-u".into()]).unwrap();
+        let process = exec_process(SPEC.as_bytes(), vec!["id".into(), "-u".into()], false).unwrap();
         let json = serde_json::to_value(&process).unwrap();
         assert_eq!(json["args"], serde_json::json!(["id", "-u"]));
         assert_eq!(json["terminal"], false);
@@ -260,7 +274,7 @@ mod tests {
     fn the_exec_dir_holds_the_process_and_goes_away_when_dropped() {
         let bundle = tempfile::tempdir().unwrap();
         std::fs::write(bundle.path().join("config.json"), SPEC).unwrap();
-        let exec = ExecDir::prepare(bundle.path(), vec!["true".into()]).unwrap();
+        let exec = ExecDir::prepare(bundle.path(), vec!["true".into()], false).unwrap();
         let written: serde_json::Value =
             serde_json::from_slice(&std::fs::read(exec.process_file()).unwrap()).unwrap();
         assert_eq!(written["args"], serde_json::json!(["true"]));
@@ -274,9 +288,18 @@ mod tests {
     }
 
     #[test]
+    fn an_exec_with_a_terminal_asks_for_one_without_the_containers_size() {
+        let process = exec_process(SPEC.as_bytes(), vec!["sh".into()], true).unwrap();
+        let json = serde_json::to_value(&process).unwrap();
+        assert_eq!(json["terminal"], true);
+        assert!(json.get("consoleSize").is_none());
+        assert_eq!(json["args"], serde_json::json!(["sh"]));
+    }
+
+    #[test]
     fn a_bundle_without_a_spec_is_an_error() {
         let bundle = tempfile::tempdir().unwrap();
-        let err = ExecDir::prepare(bundle.path(), vec!["true".into()]).unwrap_err();
+        let err = ExecDir::prepare(bundle.path(), vec!["true".into()], false).unwrap_err();
         assert!(err.to_string().contains("config.json"), "{err}");
     }
 

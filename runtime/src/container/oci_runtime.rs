@@ -75,6 +75,11 @@ impl OciRuntime {
     /// (the process's output passes through it, its exit status is runc's), the process's pid
     /// written to `exec`'s pid file, runc's log (warnings) to `exec`'s log file; when runc
     /// cannot start the process, it says why on stderr. The caller sets the stdio and runs it.
+    ///
+    /// When `exec`'s process has a terminal, runc makes it and relays between it and its own
+    /// stdin and stdout, which must then be a terminal (the slave of a
+    /// [`Pty`](crate::terminal::Pty)): runc copies that terminal's size to the process's at the
+    /// start and whenever it gets SIGWINCH.
     pub fn exec_command(&self, id: &str, exec: &ExecDir) -> Command {
         let mut command = Command::new(&self.binary);
         command

@@ -45,9 +45,8 @@ use super::{
     ATTACH_SOCKET, CONSOLE_SOCKET, CONTAINER_PID_FILE, CONTROL_SOCKET, RUNTIME_LOG_FILE, Report,
     oom,
 };
-use crate::sys::monitor::{
-    Side, fork_detached, receive_fd, set_cloexec_above_stdio, set_window_size,
-};
+use crate::sys::monitor::{Side, fork_detached, set_cloexec_above_stdio};
+use crate::sys::terminal::{receive_fd, set_window_size};
 
 /// After the init died: the output counts as drained once no data came for this long.
 pub const DRAIN_QUIET: Duration = Duration::from_millis(100);

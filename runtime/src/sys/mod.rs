@@ -8,6 +8,7 @@ mod netdev;
 pub(crate) mod pidfd;
 pub(crate) mod pod_init;
 pub(crate) mod process;
+pub(crate) mod terminal;
 
 #[cfg(test)]
 pub(crate) mod fake;

@@ -1,6 +1,7 @@
-//! ExecSync: a command run to its end in a running container, through `runc exec` in the
+//! Exec and ExecSync: a command run in a running container, through `runc exec` in the
 //! foreground, with the container's own process settings (see
-//! [`crius_runtime::container::exec`]).
+//! [`crius_runtime::container::exec`]). [`ContainerManager::spawn_exec`] starts one with pipes or
+//! a terminal (for Exec's streaming session); ExecSync runs one to its end with pipes.
 //!
 //! runc runs as a tokio child process, its stdout and stderr read concurrently, each kept up to
 //! [`OUTPUT_LIMIT`] and drained (discarded) beyond it so that the process never blocks on a full
@@ -13,12 +14,16 @@ use std::time::Duration;
 
 use crius_runtime::container::exec::{ExecDir, exec_failure_message, kill_exec};
 use crius_runtime::container::record::{ContainerRecord, ContainerState};
+use crius_runtime::monitor::attach_protocol::TerminalSize;
+use crius_runtime::terminal::{Pty, open_pty};
+use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Child;
 use tonic::Status;
 use tracing::Instrument as _;
 
 use super::ContainerManager;
+use super::terminal::Terminal;
 use crate::blocking::run_blocking;
 use crate::status::runtime as runtime_status;
 
@@ -27,6 +32,8 @@ pub const OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
 /// How long `runc exec` may take to end once the exec'd process was killed, before it is
 /// killed too (a process that left the exec's group may still hold its output pipes).
 const RUNTIME_GRACE: Duration = Duration::from_secs(2);
+/// How often a pid file that runc has not written yet is looked for.
+const PID_FILE_POLL: Duration = Duration::from_millis(10);
 /// The size of each read from an output pipe.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -40,12 +47,16 @@ pub struct ExecOutput {
 }
 
 /// Which of an exec'd process's standard streams are piped to crius; the others are
-/// `/dev/null`.
+/// `/dev/null`. With `tty`, the process has a terminal instead: runc's stdin and stdout are a
+/// terminal of crius's ([`SpawnedExec::terminal`]), which runc relays to and from the process's
+/// own, and runc's stderr is piped (its own messages); `stdin`, `stdout` and `stderr` are then
+/// not looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExecStreams {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
+    pub tty: bool,
 }
 
 /// A `runc exec` started in the foreground.
@@ -57,6 +68,8 @@ pub struct SpawnedExec {
     pub child: Child,
     /// The exec's files; the exec'd process's pid once runc started it.
     pub exec: ExecDir,
+    /// With a terminal: its master, which reads EOF once runc has ended.
+    pub terminal: Option<Terminal>,
 }
 
 impl ContainerManager {
@@ -75,7 +88,7 @@ impl ContainerManager {
     }
 
     /// Starts `command` in running container `id` through `runc exec`, with the container's
-    /// process settings and `streams` piped.
+    /// process settings and `streams` piped (or a terminal).
     pub async fn spawn_exec(
         &self,
         id: &str,
@@ -85,7 +98,7 @@ impl ContainerManager {
         let record = self.running(id)?;
         let runtime = self.oci_runtime(&record.runtime_handler)?;
         let dir = record.dir.clone();
-        let exec = run_blocking(move || ExecDir::prepare(&dir, command))
+        let exec = run_blocking(move || ExecDir::prepare(&dir, command, streams.tty))
             .await
             .map_err(|e| runtime_status(&e))?;
         let piped_if = |wanted: bool| {
@@ -95,17 +108,34 @@ impl ContainerManager {
                 Stdio::null()
             }
         };
-        let child = tokio::process::Command::from(runtime.exec_command(&record.id, &exec))
-            .stdin(piped_if(streams.stdin))
-            .stdout(piped_if(streams.stdout))
-            .stderr(piped_if(streams.stderr))
+        let mut command = tokio::process::Command::from(runtime.exec_command(&record.id, &exec));
+        let terminal = if streams.tty {
+            let Pty { master, slave } = open_pty().map_err(|e| runtime_status(&e))?;
+            let terminal_failed = |e| Status::internal(format!("set up a terminal: {e}"));
+            command
+                .stdin(slave.try_clone().map_err(terminal_failed)?)
+                .stdout(slave)
+                .stderr(Stdio::piped());
+            Some(Terminal::new(master).map_err(terminal_failed)?)
+        } else {
+            command
+                .stdin(piped_if(streams.stdin))
+                .stdout(piped_if(streams.stdout))
+                .stderr(piped_if(streams.stderr));
+            None
+        };
+        let child = command
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| Status::internal(format!("run {}: {e}", runtime.binary.display())))?;
+        // Closes crius's copies of the terminal's slave: the master reads EOF once runc's are
+        // closed too.
+        drop(command);
         Ok(SpawnedExec {
             container_id: record.id,
             child,
             exec,
+            terminal,
         })
     }
 
@@ -122,6 +152,7 @@ impl ContainerManager {
             container_id,
             child,
             exec,
+            ..
         } = self
             .spawn_exec(
                 id,
@@ -130,6 +161,7 @@ impl ContainerManager {
                     stdin: false,
                     stdout: true,
                     stderr: true,
+                    tty: false,
                 },
             )
             .await?;
@@ -228,7 +260,7 @@ async fn run_to_end(
 /// Ends an exec whose time is up or whose client went away: kills the exec'd process and what it
 /// started, then waits for `runc exec` (`child`) to end, killing it too if it lingers.
 pub async fn end_exec(child: &mut Child, exec: &ExecDir) -> std::io::Result<()> {
-    if let (Some(exec_pid), Some(runtime_pid)) = (exec.exec_pid(), child.id())
+    if let (Some(exec_pid), Some(runtime_pid)) = (started_exec_pid(child, exec).await, child.id())
         && let Err(e) = run_blocking(move || kill_exec(exec_pid, runtime_pid)).await
     {
         tracing::warn!(error = %e, "killing an exec'd process");
@@ -240,6 +272,49 @@ pub async fn end_exec(child: &mut Child, exec: &ExecDir) -> std::io::Result<()> 
         child.kill().await?;
     }
     Ok(())
+}
+
+/// The exec'd process's pid. runc writes it only after it started the process, which may run
+/// already: while runc runs, the pid file is waited for (up to [`RUNTIME_GRACE`]), so that an
+/// exec ended early is not left running once runc is killed. None if runc ended without it.
+async fn started_exec_pid(child: &mut Child, exec: &ExecDir) -> Option<i32> {
+    let deadline = tokio::time::Instant::now() + RUNTIME_GRACE;
+    loop {
+        if let Some(pid) = exec.exec_pid() {
+            return Some(pid);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::select! {
+            // runc ended: whatever it wrote is there now.
+            _ = child.wait() => return exec.exec_pid(),
+            () = tokio::time::sleep(PID_FILE_POLL) => {}
+        }
+    }
+}
+
+/// Resizes an exec's `terminal` and has `runc exec` (`child`) pass the size on to the process's
+/// own terminal (runc does that on SIGWINCH). Once runc has ended (and been waited for) there is
+/// no one to tell.
+pub fn resize_exec_terminal(
+    child: &Child,
+    terminal: &Terminal,
+    size: TerminalSize,
+) -> Result<(), Status> {
+    terminal
+        .resize(size)
+        .map_err(|e| Status::internal(format!("resize the terminal: {e}")))?;
+    // The pid is runc's as long as the child is not waited for: `id()` is None after.
+    let Some(runtime_pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) else {
+        return Ok(());
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(runtime_pid), Signal::SIGWINCH) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(Status::internal(format!(
+            "tell runc exec of the terminal's size: {e}"
+        ))),
+    }
 }
 
 /// Reads `pipe` to its end, keeping the first [`OUTPUT_LIMIT`] bytes.

@@ -11,6 +11,7 @@ pub mod exec;
 mod lifecycle;
 mod recover;
 mod stats;
+pub mod terminal;
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;

@@ -167,11 +167,6 @@ impl StreamServer {
             tty: request.tty,
         }
         .validate()?;
-        if streams.tty {
-            return Err(Status::unimplemented(
-                "exec with a terminal is not built yet: exec without tty, or attach",
-            ));
-        }
         let record = self.containers.running(&request.container_id)?;
         let url = self.issue(
             "exec",

@@ -20,7 +20,9 @@ use super::remotecommand::{Ending, Resize, STDERR, STDOUT};
 use super::{CommandRequest, Streams};
 use crate::blocking::run_blocking;
 use crate::containers::ContainerManager;
-use crate::containers::exec::{ExecStreams, SpawnedExec, end_exec, exit_code};
+use crate::containers::exec::{
+    ExecStreams, SpawnedExec, end_exec, exit_code, resize_exec_terminal,
+};
 
 /// The size of each read from the process's output.
 const READ_CHUNK: usize = 32 * 1024;
@@ -166,7 +168,8 @@ async fn read_chunk(pipe: &mut Option<impl AsyncRead + Unpin>, buf: &mut [u8]) -
 }
 
 /// Runs `command` in the container with the client's streams; None if the client went away
-/// (the process is then killed).
+/// (the process is then killed). With a terminal, stdout is the terminal's output, stdin goes to
+/// it, and resize messages resize it; runc's stderr is only its own messages.
 async fn exec(
     client: &mut impl RemoteClient,
     containers: &ContainerManager,
@@ -184,17 +187,39 @@ async fn exec(
                 // runc's own errors come on stderr: read it even when the client does not want
                 // the process's, to tell why a start failed.
                 stderr: true,
+                tty: streams.tty,
             },
         )
         .await;
     let SpawnedExec {
-        mut child, exec, ..
+        mut child,
+        exec,
+        terminal,
+        ..
     } = match spawned {
         Ok(spawned) => spawned,
         Err(status) => return Some(Ending::Failed(status.message().to_owned())),
     };
-    let mut stdin = StdinQueue::to(child.stdin.take());
-    let mut stdout = child.stdout.take();
+    // The process's stdout: runc's pipe, or the terminal runc relays the process's to.
+    let (mut stdin, mut stdout): (_, Option<Box<dyn AsyncRead + Unpin + Send + '_>>) =
+        match &terminal {
+            Some(terminal) => {
+                let input = match streams.stdin.then(|| terminal.try_clone()).transpose() {
+                    Ok(input) => input,
+                    Err(e) => {
+                        end_exec(&mut child, &exec).await.ok();
+                        return Some(Ending::Failed(format!("set up the terminal's input: {e}")));
+                    }
+                };
+                // The terminal is read even when the client does not want stdout, so that runc
+                // never blocks writing to it.
+                (StdinQueue::to(input), Some(Box::new(terminal)))
+            }
+            None => (
+                StdinQueue::to(child.stdin.take()),
+                child.stdout.take().map(|pipe| Box::new(pipe) as _),
+            ),
+        };
     let mut stderr = child.stderr.take();
     let mut stderr_head = Vec::new();
     let mut out_buf = vec![0u8; READ_CHUNK];
@@ -209,8 +234,14 @@ async fn exec(
             request = client.next(), if !stdin.is_waiting() => match request {
                 FromClient::Stdin(data) => stdin.push(data),
                 FromClient::CloseStdin => stdin.close(),
-                // No terminal: nothing to resize.
-                FromClient::Resize(_) | FromClient::Nothing => {}
+                FromClient::Resize(size) => {
+                    if let Some(terminal) = &terminal
+                        && let Err(e) = resize_exec_terminal(&child, terminal, size)
+                    {
+                        tracing::debug!(error = %e, "resizing an exec's terminal");
+                    }
+                }
+                FromClient::Nothing => {}
                 FromClient::Gone => {
                     if let Err(e) = end_exec(&mut child, &exec).await {
                         tracing::warn!(error = %e, "ending an exec whose client went away");
@@ -221,7 +252,7 @@ async fn exec(
             read = read_chunk(&mut stdout, &mut out_buf), if stdout.is_some() => {
                 if read == 0 {
                     stdout = None;
-                } else if !client.send(STDOUT, &out_buf[..read]).await {
+                } else if streams.stdout && !client.send(STDOUT, &out_buf[..read]).await {
                     end_exec(&mut child, &exec).await.ok();
                     return None;
                 }
