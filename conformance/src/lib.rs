@@ -20,6 +20,13 @@
 //!   stalls on purpose.
 //! - [`image`]: OCI images assembled from files of this machine (static busybox) into gzip layers,
 //!   an image config and a manifest, ready to push.
+//! - The streaming clients, speaking to the URLs that Exec, Attach and PortForward return as
+//!   client-go (crictl, kubectl) and kubelet do: remotecommand over WebSocket ([`remotecommand`])
+//!   and over SPDY ([`spdy_remotecommand`]); port-forward over SPDY, directly or tunnelled
+//!   through a WebSocket ([`spdy_portforward`]), and over kubelet's WebSocket channels
+//!   ([`websocket_portforward`]), each connection a [`portforward::ForwardedConnection`]; with
+//!   the HTTP upgrade to SPDY ([`spdy_upgrade`]) and the WebSocket handshake and channel
+//!   messages ([`websocket_channels`]) they share.
 
 pub mod bench;
 pub mod client;
@@ -33,8 +40,14 @@ pub mod image;
 pub mod kubelet;
 pub mod memory;
 pub mod pods;
+pub mod portforward;
 pub mod registry;
 pub mod remotecommand;
+pub mod spdy_portforward;
+pub mod spdy_remotecommand;
+pub mod spdy_upgrade;
+pub mod websocket_channels;
+pub mod websocket_portforward;
 
 /// Whether the suite runs as root, as the pod and container tests need.
 pub fn is_root() -> bool {

@@ -2,13 +2,12 @@
 //! kubectl's) speaks it: connect to a streaming URL from Exec or Attach, send stdin, resize and
 //! close-stdin messages, and collect stdout, stderr and the error channel's status.
 
-use base64::Engine as _;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Error, Message};
+
+use crate::websocket_channels;
 
 pub const STDIN: u8 = 0;
 pub const STDOUT: u8 = 1;
@@ -25,7 +24,8 @@ pub struct RemoteCommand {
     pub protocol: String,
 }
 
-/// What a session sent until the server closed it.
+/// What a session sent until the server closed it; the SPDY client
+/// ([`crate::spdy_remotecommand`]) collects the same.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Output {
     pub stdout: Vec<u8>,
@@ -60,47 +60,16 @@ impl RemoteCommand {
     /// Opens `url` (`http://host:port/...`) offering `protocols` in order of preference.
     /// A refused upgrade is `Error::Http` with the server's response.
     pub async fn connect(url: &str, protocols: &[&str]) -> Result<Self, Error> {
-        let ws_url = url.replacen("http://", "ws://", 1);
-        let mut request = ws_url.as_str().into_client_request()?;
-        let authority = request
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_default();
-        if !protocols.is_empty() {
-            let offered = HeaderValue::from_str(&protocols.join(", "))
-                .map_err(|e| Error::HttpFormat(e.into()))?;
-            request
-                .headers_mut()
-                .insert("Sec-WebSocket-Protocol", offered);
-        }
-        let tcp = TcpStream::connect(authority).await?;
-        let (socket, response) = tokio_tungstenite::client_async(request, tcp).await?;
-        let protocol = response
-            .headers()
-            .get("Sec-WebSocket-Protocol")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let (socket, protocol) = websocket_channels::connect(url, protocols).await?;
         Ok(RemoteCommand { socket, protocol })
-    }
-
-    fn base64(&self) -> bool {
-        self.protocol.contains("base64")
     }
 
     /// Sends `data` on `channel`.
     pub async fn send(&mut self, channel: u8, data: &[u8]) -> Result<(), Error> {
-        let message = if self.base64() {
-            let mut text = String::from(char::from(b'0' + channel));
-            base64::engine::general_purpose::STANDARD.encode_string(data, &mut text);
-            Message::text(text)
-        } else {
-            let mut bytes = vec![channel];
-            bytes.extend_from_slice(data);
-            Message::binary(bytes)
-        };
-        self.socket.send(message).await
+        let base64 = websocket_channels::is_base64(&self.protocol);
+        self.socket
+            .send(websocket_channels::encode(base64, channel, data))
+            .await
     }
 
     /// Sends stdin data.
@@ -125,16 +94,8 @@ impl RemoteCommand {
         loop {
             let message = self.socket.next().await?.ok()?;
             match message {
-                Message::Binary(bytes) => {
-                    let (&channel, data) = bytes.split_first()?;
-                    return Some((channel, data.to_vec()));
-                }
-                Message::Text(text) => {
-                    let (&digit, data) = text.as_bytes().split_first()?;
-                    let data = base64::engine::general_purpose::STANDARD
-                        .decode(data)
-                        .ok()?;
-                    return Some((digit - b'0', data));
+                Message::Binary(_) | Message::Text(_) => {
+                    return websocket_channels::decode(&message);
                 }
                 Message::Close(_) => return None,
                 _ => {}

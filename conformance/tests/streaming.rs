@@ -1,14 +1,22 @@
-//! Exec and Attach through the streaming server over WebSocket, as crictl and kubelet use them:
-//! the RPC returns a URL with a single-use token, the client speaks remotecommand's channels.
+//! Exec, Attach and PortForward through the streaming server, as crictl, kubectl and kubelet use
+//! them: the RPC returns a URL with a single-use token; the client speaks remotecommand over a
+//! WebSocket's channels or over SPDY streams, and port-forward over SPDY (directly or tunnelled
+//! through a WebSocket) or over kubelet's WebSocket channels.
 
 #![allow(clippy::unwrap_used)] // a panic is how a test helper reports the failure
 
 use std::time::{Duration, Instant};
 
 use crius_conformance::containers::ContainerFixture;
+use crius_conformance::portforward::ForwardedConnection;
 use crius_conformance::remotecommand::{Output, RemoteCommand};
 use crius_conformance::require_root;
+use crius_conformance::spdy_portforward::SpdyPortForward;
+use crius_conformance::spdy_remotecommand::{self as spdy, SpdyRemoteCommand, Streams};
+use crius_conformance::spdy_upgrade::UpgradeRefused;
+use crius_conformance::websocket_portforward::{self as ws_portforward, WebSocketPortForward};
 use k8s_cri::v1 as cri;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_tungstenite::tungstenite::Error;
 
 const V5: &[&str] = &["v5.channel.k8s.io", "v4.channel.k8s.io"];
@@ -180,13 +188,14 @@ async fn a_client_that_disconnects_mid_exec_ends_the_process() {
     disconnecting_ends_the_exec(&mut fx, &id, &url, "7919").await;
 }
 
-#[tokio::test]
-async fn attach_passes_stdin_to_the_container_and_its_output_back() {
-    require_root!("streaming sessions");
-    let mut fx = ContainerFixture::new().await;
+/// A container running `cat` with stdin open, and the URL of an attach to its stdin, stdout
+/// and stderr.
+async fn cat_attach_url(fx: &mut ContainerFixture) -> (String, String) {
     let pod = fx.pod().await;
     let mut config = fx.config("cat", &["/bin/cat"]);
+    // The container's stdin ends with the attach's only when it is for one attach.
     config.stdin = true;
+    config.stdin_once = true;
     let id = fx.run(&pod, config).await;
     let url = fx
         .client()
@@ -203,6 +212,14 @@ async fn attach_passes_stdin_to_the_container_and_its_output_back() {
         .into_inner()
         .url;
     assert!(url.contains("/attach/"), "{url}");
+    (id, url)
+}
+
+#[tokio::test]
+async fn attach_passes_stdin_to_the_container_and_its_output_back() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let (id, url) = cat_attach_url(&mut fx).await;
     let mut session = RemoteCommand::connect(&url, V5).await.unwrap();
     session.stdin(b"ping\n").await.unwrap();
     let mut stdout = Vec::new();
@@ -219,6 +236,433 @@ async fn attach_passes_stdin_to_the_container_and_its_output_back() {
     let output = with_deadline("the container's end", session.collect()).await;
     assert_eq!(output.exit_code(), Some(0), "{:?}", output.error);
     fx.wait_exited(&id).await;
+}
+
+/// What an exec without a terminal opens: stdout and stderr, stdin when asked.
+fn exec_streams(stdin: bool) -> Streams {
+    Streams {
+        stdin,
+        stdout: true,
+        stderr: true,
+        tty: false,
+    }
+}
+
+#[tokio::test]
+async fn spdy_exec_streams_stdout_and_stderr_and_tells_the_exit_code() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let id = sleeper(&mut fx).await;
+    let script = sh("echo out; echo err >&2; exit 3");
+    let url = exec_url(&mut fx, &id, script.clone(), false).await;
+    let session = SpdyRemoteCommand::connect(&url, spdy::PROTOCOLS, exec_streams(false))
+        .await
+        .unwrap();
+    // kubelet answers v4 to client-go's offer; v5 would be the same over SPDY.
+    assert!(
+        [spdy::V4, spdy::V5].contains(&session.protocol.as_str()),
+        "{}",
+        session.protocol
+    );
+    let output = with_deadline("spdy exec", session.collect()).await;
+    assert_eq!(output.stdout, b"out\n");
+    assert_eq!(output.stderr, b"err\n");
+    assert_eq!(output.exit_code(), Some(3), "{:?}", output.error);
+    assert_eq!(output.status().unwrap()["reason"], "NonZeroExitCode");
+    // Before v4 the error stream is plain text, as client-go's v2 decoder reads it.
+    for version in [spdy::V3, spdy::V2] {
+        let url = exec_url(&mut fx, &id, script.clone(), false).await;
+        let session = SpdyRemoteCommand::connect(&url, &[version], exec_streams(false))
+            .await
+            .unwrap();
+        assert_eq!(session.protocol, version);
+        let output = with_deadline("spdy exec", session.collect()).await;
+        assert_eq!(
+            (&output.stdout[..], &output.stderr[..]),
+            (&b"out\n"[..], &b"err\n"[..])
+        );
+        let error = output.error.as_deref().unwrap_or_default();
+        assert!(error.contains("non-zero exit code"), "{version}: {error:?}");
+        assert!(output.status().is_none(), "{version}: {error:?}");
+    }
+    let url = exec_url(&mut fx, &id, vec!["true".into()], false).await;
+    let session = SpdyRemoteCommand::connect(&url, spdy::PROTOCOLS, exec_streams(false))
+        .await
+        .unwrap();
+    let output = with_deadline("spdy exec true", session.collect()).await;
+    assert_eq!(output.status().unwrap()["status"], "Success");
+    let used = SpdyRemoteCommand::connect(&url, spdy::PROTOCOLS, exec_streams(false))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        used.downcast_ref::<UpgradeRefused>().unwrap().status,
+        404,
+        "{used:#}"
+    );
+}
+
+#[tokio::test]
+async fn spdy_exec_passes_stdin_until_the_client_half_closes_it() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let id = sleeper(&mut fx).await;
+    let url = exec_url(&mut fx, &id, vec!["cat".into()], true).await;
+    let mut session = SpdyRemoteCommand::connect(&url, spdy::PROTOCOLS, exec_streams(true))
+        .await
+        .unwrap();
+    session.stdin(b"hello ").await.unwrap();
+    session.stdin(b"world\n").await.unwrap();
+    session.close_stdin().await.unwrap();
+    let output = with_deadline("cat", session.collect()).await;
+    assert_eq!(output.stdout, b"hello world\n");
+    assert_eq!(output.exit_code(), Some(0), "{:?}", output.error);
+}
+
+#[tokio::test]
+async fn spdy_attach_passes_stdin_to_the_container_and_its_output_back() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let (id, url) = cat_attach_url(&mut fx).await;
+    let mut session = SpdyRemoteCommand::connect(&url, spdy::PROTOCOLS, exec_streams(true))
+        .await
+        .unwrap();
+    session.stdin(b"ping\n").await.unwrap();
+    let mut stdout = Vec::new();
+    with_deadline("the echoed stdin", async {
+        let mut buf = [0; 64];
+        while stdout.len() < 5 {
+            let n = session.read_stdout(&mut buf).await.unwrap();
+            assert_ne!(n, 0, "stdout ended after {stdout:?}");
+            stdout.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert_eq!(stdout, b"ping\n");
+    session.close_stdin().await.unwrap();
+    let output = with_deadline("the container's end", session.collect()).await;
+    assert_eq!(output.stdout, b"");
+    assert_eq!(output.exit_code(), Some(0), "{:?}", output.error);
+    fx.wait_exited(&id).await;
+}
+
+/// The port the test pod serves files on (busybox httpd).
+const HTTP_PORT: u16 = 8080;
+/// The port the test pod echoes on (busybox nc running cat per connection).
+const ECHO_PORT: u16 = 9000;
+/// A port nobody in the test pod listens on.
+const CLOSED_PORT: u16 = 8089;
+/// The lines of the served file: `seq 1 500000`, about 3.4 MB.
+const BLOB_LINES: u32 = 500_000;
+
+/// The file the pod's httpd serves.
+fn blob() -> Vec<u8> {
+    (1..=BLOB_LINES)
+        .flat_map(|n| format!("{n}\n").into_bytes())
+        .collect()
+}
+
+/// A pod whose container serves [`blob`] over HTTP on [`HTTP_PORT`] and echoes on
+/// [`ECHO_PORT`]; its id, once both ports listen.
+async fn serving_pod(fx: &mut ContainerFixture) -> String {
+    let pod = fx.pod().await;
+    let script = format!(
+        "mkdir -p /tmp/www && seq 1 {BLOB_LINES} > /tmp/www/blob && \
+         (nc -ll -p {ECHO_PORT} -e /bin/cat &) && exec httpd -f -p {HTTP_PORT} -h /tmp/www"
+    );
+    let config = fx.config("server", &["/bin/sh", "-c", &script]);
+    let id = fx.run(&pod, config).await;
+    let listening = |table: &str, port: u16| {
+        table.lines().any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 3 && fields[1].ends_with(&format!(":{port:04X}")) && fields[3] == "0A"
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let table = fx
+            .client()
+            .runtime
+            .exec_sync(cri::ExecSyncRequest {
+                container_id: id.clone(),
+                cmd: vec![
+                    "cat".into(),
+                    "/proc/net/tcp".into(),
+                    "/proc/net/tcp6".into(),
+                ],
+                timeout: 10,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .stdout;
+        let table = String::from_utf8_lossy(&table);
+        if listening(&table, HTTP_PORT) && listening(&table, ECHO_PORT) {
+            return pod;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pod never listened:\n{table}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn port_forward_url(fx: &mut ContainerFixture, pod: &str, ports: &[u16]) -> String {
+    let url = fx
+        .client()
+        .runtime
+        .port_forward(cri::PortForwardRequest {
+            pod_sandbox_id: pod.into(),
+            port: ports.iter().map(|&p| i32::from(p)).collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(url.contains("/portforward/"), "{url}");
+    url
+}
+
+/// Whether a transport carries a connection's half-close, each way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HalfClose {
+    /// SPDY's FIN: client-go half-closes its data stream at the end of its input and waits for
+    /// the server to end it once the pod has sent all it will.
+    Carried,
+    /// kubelet's WebSocket channels: nothing tells a connection's end before the session's.
+    Unseen,
+}
+
+/// Fetches [`blob`] over `connection` with HTTP/1.0 and checks it arrived whole, and that the
+/// server's error stream stayed empty.
+async fn fetch_blob(mut connection: ForwardedConnection, half_close: HalfClose) {
+    connection
+        .write_all(b"GET /blob HTTP/1.0\r\nHost: pod\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = connection.read_u8().await.unwrap_or_else(|e| {
+            panic!("{e} after {:?}", String::from_utf8_lossy(&head));
+        });
+        head.push(byte);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    let length: usize = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .map(|(_, value)| value.trim())
+        .unwrap_or_else(|| panic!("no Content-Length in {head}"))
+        .parse()
+        .unwrap();
+    let expected = blob();
+    assert_eq!(length, expected.len(), "{head}");
+    let mut body = vec![0; length];
+    connection.read_exact(&mut body).await.unwrap();
+    assert!(body == expected, "the body differs from the file served");
+    if half_close == HalfClose::Carried {
+        let mut rest = Vec::new();
+        connection.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"");
+    }
+    assert_eq!(connection.error_message().await.unwrap(), None);
+}
+
+/// Sends `size` pseudo-random bytes through the echo server while reading them back; with a
+/// half-close, as client-go does: the end of input, then the server's end.
+async fn echo(connection: ForwardedConnection, size: usize, half_close: HalfClose) {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let payload: Vec<u8> = (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect();
+    let (mut reader, mut writer) = tokio::io::split(connection);
+    let mut echoed = Vec::with_capacity(size);
+    let (written, read) = tokio::join!(
+        async {
+            writer.write_all(&payload).await?;
+            match half_close {
+                HalfClose::Carried => writer.shutdown().await,
+                HalfClose::Unseen => writer.flush().await,
+            }
+        },
+        async {
+            match half_close {
+                HalfClose::Carried => reader.read_to_end(&mut echoed).await,
+                HalfClose::Unseen => {
+                    echoed.resize(size, 0);
+                    reader.read_exact(&mut echoed).await
+                }
+            }
+        },
+    );
+    written.unwrap();
+    read.unwrap();
+    assert_eq!(echoed.len(), payload.len());
+    assert!(echoed == payload, "the echo differs from what was sent");
+    let connection = reader.unsplit(writer);
+    assert_eq!(connection.error_message().await.unwrap(), None);
+}
+
+/// A connection to a port nobody listens on ends without data, and the error stream says why.
+async fn refused(mut connection: ForwardedConnection) {
+    let mut data = Vec::new();
+    // Ended or reset: either way no data and no hang.
+    let _ = connection.read_to_end(&mut data).await;
+    assert_eq!(data, b"");
+    let message = connection.error_message().await.unwrap();
+    let message = message.expect("no error message for a port nobody listens on");
+    assert!(message.contains(&CLOSED_PORT.to_string()), "{message}");
+}
+
+/// The URL of a SPDY port-forward to a new [`serving_pod`].
+async fn serving_pod_forward_url(fx: &mut ContainerFixture) -> String {
+    let pod = serving_pod(fx).await;
+    port_forward_url(fx, &pod, &[HTTP_PORT]).await
+}
+
+/// One connection on `forward`, then two at once, then one the client resets, then one to a
+/// port nobody listens on.
+async fn forward_through_one_spdy_session(forward: &SpdyPortForward) {
+    with_deadline("one connection", async {
+        let web = forward.forward(HTTP_PORT).await.unwrap();
+        fetch_blob(web, HalfClose::Carried).await;
+    })
+    .await;
+    with_deadline("two connections at once on one session", async {
+        let (web, echoer) = tokio::join!(forward.forward(HTTP_PORT), forward.forward(ECHO_PORT));
+        tokio::join!(
+            fetch_blob(web.unwrap(), HalfClose::Carried),
+            echo(echoer.unwrap(), 1 << 20, HalfClose::Carried)
+        );
+    })
+    .await;
+    with_deadline("a connection the client resets", async {
+        let mut echoer = forward.forward(ECHO_PORT).await.unwrap();
+        echoer.write_all(b"half").await.unwrap();
+        let mut echoed = [0; 4];
+        echoer.read_exact(&mut echoed).await.unwrap();
+        // Reset before the pod's end, as client-go does when its local connection fails: that
+        // is no failure to report (client-go closes the whole session on any error text).
+        assert_eq!(echoer.error_message().await.unwrap(), None);
+        let web = forward.forward(HTTP_PORT).await.unwrap();
+        fetch_blob(web, HalfClose::Carried).await;
+    })
+    .await;
+    with_deadline("a refused port", async {
+        refused(forward.forward(CLOSED_PORT).await.unwrap()).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn spdy_port_forward_reaches_pod_ports_and_tells_a_refused_one() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let url = serving_pod_forward_url(&mut fx).await;
+    let forward = SpdyPortForward::connect(&url).await.unwrap();
+    forward_through_one_spdy_session(&forward).await;
+}
+
+#[tokio::test]
+async fn spdy_port_forward_tunnelled_through_a_websocket_reaches_pod_ports_and_tells_a_refused_one()
+{
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let url = serving_pod_forward_url(&mut fx).await;
+    let forward = SpdyPortForward::connect_tunnelled(&url).await.unwrap();
+    forward_through_one_spdy_session(&forward).await;
+}
+
+#[tokio::test]
+async fn websocket_port_forward_reaches_pod_ports_and_tells_a_refused_one() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let pod = serving_pod(&mut fx).await;
+    for protocol in [ws_portforward::V4_BINARY, ws_portforward::V4_BASE64] {
+        let ports = [HTTP_PORT, ECHO_PORT];
+        let url = port_forward_url(&mut fx, &pod, &ports).await;
+        let forward = WebSocketPortForward::connect(&url, &ports, protocol)
+            .await
+            .unwrap();
+        assert_eq!(forward.protocol, protocol);
+        let mut connections = forward.connections.into_iter();
+        let (web, echoer) = (connections.next().unwrap(), connections.next().unwrap());
+        assert_eq!((web.port(), echoer.port()), (HTTP_PORT, ECHO_PORT));
+        with_deadline(protocol, async {
+            tokio::join!(
+                fetch_blob(web, HalfClose::Unseen),
+                echo(echoer, 1 << 20, HalfClose::Unseen)
+            );
+        })
+        .await;
+        let url = port_forward_url(&mut fx, &pod, &[CLOSED_PORT]).await;
+        let mut forward = WebSocketPortForward::connect(&url, &[CLOSED_PORT], protocol)
+            .await
+            .unwrap();
+        with_deadline("a refused port", refused(forward.connections.remove(0))).await;
+    }
+}
+
+#[tokio::test]
+async fn spdy_attach_with_a_terminal_passes_its_size() {
+    require_root!("streaming sessions");
+    let mut fx = ContainerFixture::new().await;
+    let pod = fx.pod().await;
+    let script = "while read line; do /bin/busybox stty size; done";
+    let mut config = fx.config("terminal", &["/bin/sh", "-c", script]);
+    config.stdin = true;
+    config.tty = true;
+    let id = fx.run(&pod, config).await;
+    let url = fx
+        .client()
+        .runtime
+        .attach(cri::AttachRequest {
+            container_id: id.clone(),
+            stdin: true,
+            tty: true,
+            stdout: true,
+            stderr: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    let streams = Streams {
+        stdin: true,
+        stdout: true,
+        stderr: false,
+        tty: true,
+    };
+    let mut session = SpdyRemoteCommand::connect(&url, spdy::PROTOCOLS, streams)
+        .await
+        .unwrap();
+    session.resize(100, 40).await.unwrap();
+    let mut stdout = Vec::new();
+    with_deadline("the terminal's size", async {
+        let mut buf = [0; 256];
+        // A size may reach the terminal after the line that asks for it: ask until it shows.
+        while !String::from_utf8_lossy(&stdout).contains("40 100") {
+            session.stdin(b"\n").await.unwrap();
+            let n = session.read_stdout(&mut buf).await.unwrap();
+            assert_ne!(n, 0, "stdout ended after {stdout:?}");
+            stdout.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    session.close_stdin().await.unwrap();
+    drop(session);
+    fx.stop(&id, 0).await.unwrap();
 }
 
 async fn tty_exec_url(fx: &mut ContainerFixture, id: &str, cmd: Vec<String>) -> String {
