@@ -46,6 +46,12 @@ impl ContainerFixture {
 
     /// `config_toml` is appended to crius's config file.
     pub async fn with(config_toml: &str) -> Self {
+        Self::with_daemon_args(config_toml, &[]).await
+    }
+
+    /// `config_toml` is appended to crius's config file; the daemon gets `daemon_args` on its
+    /// command line.
+    pub async fn with_daemon_args(config_toml: &str, daemon_args: &[&str]) -> Self {
         let registry = TestRegistry::start().await.unwrap();
         let conf_dir = tempfile::tempdir().unwrap();
         let conf = conf_dir.path().join("registries.conf");
@@ -57,12 +63,12 @@ impl ContainerFixture {
             ),
         )
         .unwrap();
-        let pods = PodFixture::with(
-            None,
+        let pods = PodFixture::with_daemon_args(
             &format!(
                 "[image]\nregistries_conf = \"{}\"\n{config_toml}",
                 conf.display()
             ),
+            daemon_args,
         )
         .await;
         let mut fixture = ContainerFixture {

@@ -46,6 +46,7 @@ pub mod remotecommand;
 pub mod spdy_portforward;
 pub mod spdy_remotecommand;
 pub mod spdy_upgrade;
+pub mod streaming;
 pub mod websocket_channels;
 pub mod websocket_portforward;
 

@@ -42,20 +42,27 @@ impl PodFixture {
     /// installed in a plugin dir of the fixture's own (searched after Debian's); `config_toml` is
     /// appended to crius's config file.
     pub async fn with(extra: Option<(&str, &str)>, config_toml: &str) -> Self {
-        Self::build(extra, config_toml, &[]).await
+        Self::build(extra, config_toml, &[], &[]).await
+    }
+
+    /// A fixture whose daemon gets `daemon_args` on its command line; `config_toml` is appended
+    /// to crius's config file.
+    pub async fn with_daemon_args(config_toml: &str, daemon_args: &[&str]) -> Self {
+        Self::build(None, config_toml, &[], daemon_args).await
     }
 
     /// A fixture whose network also has Debian's bandwidth plugin (capability `bandwidth`).
     pub async fn with_bandwidth() -> Self {
         let bandwidth =
             serde_json::json!({"type": "bandwidth", "capabilities": {"bandwidth": true}});
-        Self::build(None, "", &[bandwidth]).await
+        Self::build(None, "", &[bandwidth], &[]).await
     }
 
     async fn build(
         extra: Option<(&str, &str)>,
         config_toml: &str,
         plugins: &[serde_json::Value],
+        daemon_args: &[&str],
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let n = random_u16();
@@ -100,7 +107,7 @@ impl PodFixture {
             ),
         )
         .unwrap();
-        let crius = Crius::start_at(paths, &[]).await.unwrap();
+        let crius = Crius::start_at(paths, daemon_args).await.unwrap();
         let client = crius.client().await.unwrap();
         PodFixture {
             crius,

@@ -68,6 +68,12 @@ impl SpdyPortForward {
         }
     }
 
+    /// Goes away abruptly, as a client whose connection breaks: the transport is closed without
+    /// a GOAWAY or a stream's reset (tunnelled, the WebSocket still sends its close message).
+    pub fn abort(self) {
+        self.session.abort();
+    }
+
     /// Opens a connection to pod port `port`: the error stream (half-closed at once), then the
     /// data stream, each once the server replied.
     pub async fn forward(&self, port: u16) -> anyhow::Result<ForwardedConnection> {

@@ -51,7 +51,7 @@ pub struct SpdyRemoteCommand {
     stderr: Option<Stream>,
     resize: Option<Stream>,
     /// Dropped last: the streams above live on the session.
-    _session: Session,
+    session: Session,
 }
 
 impl SpdyRemoteCommand {
@@ -94,7 +94,7 @@ impl SpdyRemoteCommand {
             stdout,
             stderr,
             resize,
-            _session: session,
+            session,
         })
     }
 
@@ -125,6 +125,12 @@ impl SpdyRemoteCommand {
             .await
             .context("write the size")?;
         resize.flush().await.context("flush the size")
+    }
+
+    /// Goes away abruptly, as a client whose connection breaks: the TCP connection is closed
+    /// without a GOAWAY, a stream's end or a reset.
+    pub fn abort(self) {
+        self.session.abort();
     }
 
     /// Reads what stdout has now (at least one byte, waiting for it); 0 at its end.

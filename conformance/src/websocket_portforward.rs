@@ -10,6 +10,7 @@ use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -35,6 +36,8 @@ pub struct WebSocketPortForward {
     pub protocol: String,
     /// The connections, in the order of the ports asked for.
     pub connections: Vec<ForwardedConnection>,
+    /// The tasks that own the WebSocket's two halves.
+    socket_tasks: [AbortHandle; 2],
 }
 
 impl WebSocketPortForward {
@@ -78,12 +81,21 @@ impl WebSocketPortForward {
         }
         drop(outgoing_tx);
         let (sink, stream) = socket.split();
-        tokio::spawn(send_messages(sink, outgoing_rx));
-        tokio::spawn(receive_messages(stream, channels));
+        let sending = tokio::spawn(send_messages(sink, outgoing_rx));
+        let receiving = tokio::spawn(receive_messages(stream, channels));
         Ok(WebSocketPortForward {
             protocol,
             connections,
+            socket_tasks: [sending.abort_handle(), receiving.abort_handle()],
         })
+    }
+
+    /// Goes away abruptly, as a client whose connection breaks: the TCP connection is closed
+    /// without a close message, whatever the connections still have to send or receive.
+    pub fn abort(self) {
+        for task in self.socket_tasks {
+            task.abort();
+        }
     }
 }
 

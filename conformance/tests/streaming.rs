@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test helper reports the failure
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crius_conformance::containers::ContainerFixture;
 use crius_conformance::portforward::ForwardedConnection;
@@ -14,44 +14,17 @@ use crius_conformance::require_root;
 use crius_conformance::spdy_portforward::SpdyPortForward;
 use crius_conformance::spdy_remotecommand::{self as spdy, SpdyRemoteCommand, Streams};
 use crius_conformance::spdy_upgrade::UpgradeRefused;
+use crius_conformance::streaming::{
+    ECHO_PORT, HTTP_PORT, V5, attach_url, blob, exec_streams, exec_url, open_fds, port_forward_url,
+    serving_pod, sleeper, wait_for_processes, with_deadline,
+};
 use crius_conformance::websocket_portforward::{self as ws_portforward, WebSocketPortForward};
 use k8s_cri::v1 as cri;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_tungstenite::tungstenite::Error;
 
-const V5: &[&str] = &["v5.channel.k8s.io", "v4.channel.k8s.io"];
-
 fn sh(script: &str) -> Vec<String> {
     vec!["/bin/sh".into(), "-c".into(), script.into()]
-}
-
-async fn sleeper(fx: &mut ContainerFixture) -> String {
-    let pod = fx.pod().await;
-    let config = fx.config("sleeper", &["/bin/sleep", "3600"]);
-    fx.run(&pod, config).await
-}
-
-async fn exec_url(fx: &mut ContainerFixture, id: &str, cmd: Vec<String>, stdin: bool) -> String {
-    fx.client()
-        .runtime
-        .exec(cri::ExecRequest {
-            container_id: id.into(),
-            cmd,
-            tty: false,
-            stdin,
-            stdout: true,
-            stderr: true,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .url
-}
-
-async fn with_deadline<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish in time"))
 }
 
 #[tokio::test]
@@ -139,16 +112,6 @@ async fn a_token_is_single_use_and_an_unknown_one_is_not_found() {
     assert_eq!(refused.code(), tonic::Code::NotFound);
 }
 
-/// Pids whose command line is exactly `cmdline` (NUL-separated).
-fn processes(cmdline: &[u8]) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == cmdline))
-        .collect()
-}
-
 /// Opens `url`, an exec of `sleep <seconds>` in container `id`, and goes away once the sleep
 /// runs: the sleep must end, the container keep running.
 async fn disconnecting_ends_the_exec(
@@ -158,21 +121,9 @@ async fn disconnecting_ends_the_exec(
     seconds: &str,
 ) {
     let session = RemoteCommand::connect(url, V5).await.unwrap();
-    let cmdline = format!("sleep\0{seconds}\0");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while processes(cmdline.as_bytes()).is_empty() {
-        assert!(Instant::now() < deadline, "the exec'd sleep never ran");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_processes(&["sleep", seconds], true).await;
     drop(session);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes(cmdline.as_bytes()).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the exec'd sleep lives on after its client went away"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_processes(&["sleep", seconds], false).await;
     assert_eq!(
         fx.status(id).await.unwrap().state,
         cri::ContainerState::ContainerRunning as i32
@@ -197,21 +148,7 @@ async fn cat_attach_url(fx: &mut ContainerFixture) -> (String, String) {
     config.stdin = true;
     config.stdin_once = true;
     let id = fx.run(&pod, config).await;
-    let url = fx
-        .client()
-        .runtime
-        .attach(cri::AttachRequest {
-            container_id: id.clone(),
-            stdin: true,
-            tty: false,
-            stdout: true,
-            stderr: true,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .url;
-    assert!(url.contains("/attach/"), "{url}");
+    let url = attach_url(fx, &id, true).await;
     (id, url)
 }
 
@@ -236,16 +173,6 @@ async fn attach_passes_stdin_to_the_container_and_its_output_back() {
     let output = with_deadline("the container's end", session.collect()).await;
     assert_eq!(output.exit_code(), Some(0), "{:?}", output.error);
     fx.wait_exited(&id).await;
-}
-
-/// What an exec without a terminal opens: stdout and stderr, stdin when asked.
-fn exec_streams(stdin: bool) -> Streams {
-    Streams {
-        stdin,
-        stdout: true,
-        stderr: true,
-        tty: false,
-    }
 }
 
 #[tokio::test]
@@ -345,84 +272,8 @@ async fn spdy_attach_passes_stdin_to_the_container_and_its_output_back() {
     fx.wait_exited(&id).await;
 }
 
-/// The port the test pod serves files on (busybox httpd).
-const HTTP_PORT: u16 = 8080;
-/// The port the test pod echoes on (busybox nc running cat per connection).
-const ECHO_PORT: u16 = 9000;
 /// A port nobody in the test pod listens on.
 const CLOSED_PORT: u16 = 8089;
-/// The lines of the served file: `seq 1 500000`, about 3.4 MB.
-const BLOB_LINES: u32 = 500_000;
-
-/// The file the pod's httpd serves.
-fn blob() -> Vec<u8> {
-    (1..=BLOB_LINES)
-        .flat_map(|n| format!("{n}\n").into_bytes())
-        .collect()
-}
-
-/// A pod whose container serves [`blob`] over HTTP on [`HTTP_PORT`] and echoes on
-/// [`ECHO_PORT`]; its id, once both ports listen.
-async fn serving_pod(fx: &mut ContainerFixture) -> String {
-    let pod = fx.pod().await;
-    let script = format!(
-        "mkdir -p /tmp/www && seq 1 {BLOB_LINES} > /tmp/www/blob && \
-         (nc -ll -p {ECHO_PORT} -e /bin/cat &) && exec httpd -f -p {HTTP_PORT} -h /tmp/www"
-    );
-    let config = fx.config("server", &["/bin/sh", "-c", &script]);
-    let id = fx.run(&pod, config).await;
-    let listening = |table: &str, port: u16| {
-        table.lines().any(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.len() > 3 && fields[1].ends_with(&format!(":{port:04X}")) && fields[3] == "0A"
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let table = fx
-            .client()
-            .runtime
-            .exec_sync(cri::ExecSyncRequest {
-                container_id: id.clone(),
-                cmd: vec![
-                    "cat".into(),
-                    "/proc/net/tcp".into(),
-                    "/proc/net/tcp6".into(),
-                ],
-                timeout: 10,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .stdout;
-        let table = String::from_utf8_lossy(&table);
-        if listening(&table, HTTP_PORT) && listening(&table, ECHO_PORT) {
-            return pod;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the pod never listened:\n{table}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn port_forward_url(fx: &mut ContainerFixture, pod: &str, ports: &[u16]) -> String {
-    let url = fx
-        .client()
-        .runtime
-        .port_forward(cri::PortForwardRequest {
-            pod_sandbox_id: pod.into(),
-            port: ports.iter().map(|&p| i32::from(p)).collect(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .url;
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    assert!(url.contains("/portforward/"), "{url}");
-    url
-}
 
 /// Whether a transport carries a connection's half-close, each way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -782,11 +633,6 @@ async fn terminal_execs_leave_no_fds_in_the_daemon() {
     let mut fx = ContainerFixture::new().await;
     let id = sleeper(&mut fx).await;
     let daemon = fx.pods.crius.pid().unwrap();
-    let open_fds = || {
-        std::fs::read_dir(format!("/proc/{daemon}/fd"))
-            .unwrap()
-            .count()
-    };
     let run_true = async |fx: &mut ContainerFixture| {
         let url = tty_exec_url(fx, &id, vec!["true".into()]).await;
         let session = RemoteCommand::connect(&url, V5).await.unwrap();
@@ -796,11 +642,11 @@ async fn terminal_execs_leave_no_fds_in_the_daemon() {
     for _ in 0..3 {
         run_true(&mut fx).await;
     }
-    let before = open_fds();
+    let before = open_fds(daemon);
     for _ in 0..20 {
         run_true(&mut fx).await;
     }
-    let after = open_fds();
+    let after = open_fds(daemon);
     assert!(
         after <= before + 2,
         "crius holds {after} fds after 20 terminal execs, {before} before"
