@@ -6,13 +6,14 @@
 #             iproute2, iptables (CNI bridge/portmap)
 #   tests:    docker-registry (the real registry the conformance suite pushes to and pulls from),
 #             containerd (the baseline the benchmarks measure crius against),
-#             busybox-static (the content of the test images)
+#             busybox-static (the content of the test images),
+#             openssl (a certificate for the streaming server's TLS test)
 set -euo pipefail
 
 packages=(
   protobuf-compiler pkg-config
   runc containernetworking-plugins iproute2 iptables
-  docker-registry busybox-static
+  docker-registry busybox-static openssl
   containerd
 )
 

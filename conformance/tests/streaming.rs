@@ -652,3 +652,71 @@ async fn terminal_execs_leave_no_fds_in_the_daemon() {
         "crius holds {after} fds after 20 terminal execs, {before} before"
     );
 }
+
+/// A self-signed certificate for 127.0.0.1 and its key, made by openssl in `dir`.
+fn loopback_certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = dir.join("stream.crt");
+    let key = dir.join("stream.key");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=crius-stream"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        // An end-entity certificate (openssl makes a CA by default, which TLS clients refuse
+        // as a server's certificate).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl req: {status}");
+    (cert, key)
+}
+
+#[tokio::test]
+async fn with_a_certificate_the_streaming_server_speaks_https() {
+    require_root!("streaming sessions");
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = loopback_certificate(dir.path());
+    let config = format!(
+        "[stream]\ntls_cert = {:?}\ntls_key = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let mut fx = ContainerFixture::with(&config).await;
+    let id = sleeper(&mut fx).await;
+    let url = exec_url(&mut fx, &id, sh("true"), false).await;
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    // Plain HTTP is not served on the TLS port.
+    let plain_url = url.replacen("https://", "http://", 1);
+    let plain = reqwest::Client::new().get(&plain_url).send().await;
+    assert!(
+        plain.as_ref().map_or(true, |r| !r.status().is_success()),
+        "{plain:?}"
+    );
+    // A client that trusts the certificate reaches the server, which answers a request that is
+    // no upgrade as it does without TLS.
+    let trusted = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let answer = with_deadline("an HTTPS request", trusted.get(&url).send())
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::BAD_REQUEST);
+    let text = answer.text().await.unwrap();
+    assert!(
+        text.contains("upgrades to SPDY/3.1 or to a WebSocket"),
+        "{text}"
+    );
+}

@@ -99,6 +99,17 @@ pub struct Streams {
 }
 
 impl Streams {
+    /// The streams an Exec or Attach request asks for, if they make sense.
+    fn requested(stdin: bool, stdout: bool, stderr: bool, tty: bool) -> Result<Self, Status> {
+        Streams {
+            stdin,
+            stdout,
+            stderr,
+            tty,
+        }
+        .validate()
+    }
+
     /// At least one stream, and not stderr with a terminal (a terminal has one output).
     fn validate(self) -> Result<Self, Status> {
         if !(self.stdin || self.stdout || self.stderr) {
@@ -170,13 +181,8 @@ impl StreamServer {
         if request.cmd.is_empty() {
             return Err(Status::invalid_argument("cmd must not be empty"));
         }
-        let streams = Streams {
-            stdin: request.stdin,
-            stdout: request.stdout,
-            stderr: request.stderr,
-            tty: request.tty,
-        }
-        .validate()?;
+        let streams =
+            Streams::requested(request.stdin, request.stdout, request.stderr, request.tty)?;
         let record = self.containers.running(&request.container_id)?;
         let url = self.issue(
             "exec",
@@ -191,13 +197,8 @@ impl StreamServer {
 
     /// Validates an Attach request and returns the URL that runs it.
     pub fn attach(&self, request: &cri::AttachRequest) -> Result<cri::AttachResponse, Status> {
-        let streams = Streams {
-            stdin: request.stdin,
-            stdout: request.stdout,
-            stderr: request.stderr,
-            tty: request.tty,
-        }
-        .validate()?;
+        let streams =
+            Streams::requested(request.stdin, request.stdout, request.stderr, request.tty)?;
         let record = self.containers.running(&request.container_id)?;
         let url = self.issue(
             "attach",

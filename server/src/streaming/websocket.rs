@@ -108,23 +108,9 @@ fn pick<'a>(
 pub fn negotiate_port_forward<'a>(
     offered: impl IntoIterator<Item = &'a str>,
 ) -> Option<(Option<&'static str>, Protocol)> {
-    const PORT_FORWARD: [(&str, Protocol); 2] = [
-        (
-            "v4.channel.k8s.io",
-            Protocol {
-                version: Version::V4,
-                base64: false,
-            },
-        ),
-        (
-            "v4.base64.channel.k8s.io",
-            Protocol {
-                version: Version::V4,
-                base64: true,
-            },
-        ),
-    ];
-    pick(offered, &PORT_FORWARD, PORT_FORWARD[0].1)
+    // `v4.channel.k8s.io` and `v4.base64.channel.k8s.io`.
+    let port_forward = &PROTOCOLS[1..3];
+    pick(offered, port_forward, port_forward[0].1)
 }
 
 /// A message the client sent, decoded.
