@@ -227,3 +227,94 @@ pub fn threads(pid: u32) -> usize {
         .unwrap()
         .count()
 }
+
+/// The two transports of remotecommand, for tests that must pass the same over both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// WebSocket, offering [`V5`].
+    WebSocket,
+    /// SPDY/3.1, offering client-go's versions.
+    Spdy,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 2] = [Transport::WebSocket, Transport::Spdy];
+
+    /// Opens `url` with `streams` (the ones the Exec or Attach request asked for).
+    pub async fn connect(self, url: &str, streams: Streams) -> Session {
+        match self {
+            Transport::WebSocket => Session::WebSocket(
+                crate::remotecommand::RemoteCommand::connect(url, V5)
+                    .await
+                    .unwrap(),
+            ),
+            Transport::Spdy => Session::Spdy(
+                crate::spdy_remotecommand::SpdyRemoteCommand::connect(
+                    url,
+                    crate::spdy_remotecommand::PROTOCOLS,
+                    streams,
+                )
+                .await
+                .unwrap(),
+            ),
+        }
+    }
+}
+
+/// A remotecommand session over either transport.
+pub enum Session {
+    WebSocket(crate::remotecommand::RemoteCommand),
+    Spdy(crate::spdy_remotecommand::SpdyRemoteCommand),
+}
+
+impl Session {
+    pub async fn stdin(&mut self, data: &[u8]) {
+        match self {
+            Session::WebSocket(session) => session.stdin(data).await.unwrap(),
+            Session::Spdy(session) => session.stdin(data).await.unwrap(),
+        }
+    }
+
+    /// Ends the session's stdin (WebSocket v5's close message, SPDY's half-close).
+    pub async fn close_stdin(&mut self) {
+        match self {
+            Session::WebSocket(session) => session.close_stdin().await.unwrap(),
+            Session::Spdy(session) => session.close_stdin().await.unwrap(),
+        }
+    }
+
+    /// Reads stdout until `len` bytes came; what came.
+    pub async fn read_stdout(&mut self, len: usize) -> Vec<u8> {
+        let mut stdout = Vec::new();
+        with_deadline("stdout", async {
+            while stdout.len() < len {
+                match self {
+                    Session::WebSocket(session) => {
+                        let (channel, data) = session.next().await.unwrap();
+                        if channel == crate::remotecommand::STDOUT {
+                            stdout.extend_from_slice(&data);
+                        }
+                    }
+                    Session::Spdy(session) => {
+                        let mut buf = [0; 4096];
+                        let read = session.read_stdout(&mut buf).await.unwrap();
+                        assert_ne!(read, 0, "stdout ended after {stdout:?}");
+                        stdout.extend_from_slice(&buf[..read]);
+                    }
+                }
+            }
+        })
+        .await;
+        stdout
+    }
+
+    /// Everything until the server ends the session.
+    pub async fn collect(self) -> crate::remotecommand::Output {
+        match self {
+            Session::WebSocket(session) => {
+                with_deadline("the session's end", session.collect()).await
+            }
+            Session::Spdy(session) => with_deadline("the session's end", session.collect()).await,
+        }
+    }
+}

@@ -15,8 +15,8 @@ use crius_conformance::spdy_portforward::SpdyPortForward;
 use crius_conformance::spdy_remotecommand::{self as spdy, SpdyRemoteCommand, Streams};
 use crius_conformance::spdy_upgrade::UpgradeRefused;
 use crius_conformance::streaming::{
-    ECHO_PORT, HTTP_PORT, V5, attach_url, blob, exec_streams, exec_url, open_fds, port_forward_url,
-    serving_pod, sleeper, wait_for_processes, with_deadline,
+    ECHO_PORT, HTTP_PORT, Transport, V5, attach_url, blob, exec_streams, exec_url, open_fds,
+    port_forward_url, serving_pod, sleeper, wait_for_processes, with_deadline,
 };
 use crius_conformance::websocket_portforward::{self as ws_portforward, WebSocketPortForward};
 use k8s_cri::v1 as cri;
@@ -57,14 +57,21 @@ async fn exec_passes_stdin_until_the_client_closes_it() {
     require_root!("streaming sessions");
     let mut fx = ContainerFixture::new().await;
     let id = sleeper(&mut fx).await;
-    let url = exec_url(&mut fx, &id, vec!["cat".into()], true).await;
-    let mut session = RemoteCommand::connect(&url, V5).await.unwrap();
-    session.stdin(b"hello ").await.unwrap();
-    session.stdin(b"world\n").await.unwrap();
-    session.close_stdin().await.unwrap();
-    let output = with_deadline("cat", session.collect()).await;
-    assert_eq!(output.stdout, b"hello world\n");
-    assert_eq!(output.exit_code(), Some(0), "{:?}", output.error);
+    for transport in Transport::ALL {
+        let url = exec_url(&mut fx, &id, vec!["cat".into()], true).await;
+        let mut session = transport.connect(&url, exec_streams(true)).await;
+        session.stdin(b"hello ").await;
+        session.stdin(b"world\n").await;
+        session.close_stdin().await;
+        let output = session.collect().await;
+        assert_eq!(output.stdout, b"hello world\n", "{transport:?}");
+        assert_eq!(
+            output.exit_code(),
+            Some(0),
+            "{transport:?}: {:?}",
+            output.error
+        );
+    }
 }
 
 #[tokio::test]
@@ -156,23 +163,22 @@ async fn cat_attach_url(fx: &mut ContainerFixture) -> (String, String) {
 async fn attach_passes_stdin_to_the_container_and_its_output_back() {
     require_root!("streaming sessions");
     let mut fx = ContainerFixture::new().await;
-    let (id, url) = cat_attach_url(&mut fx).await;
-    let mut session = RemoteCommand::connect(&url, V5).await.unwrap();
-    session.stdin(b"ping\n").await.unwrap();
-    let mut stdout = Vec::new();
-    with_deadline("the echoed stdin", async {
-        while stdout != b"ping\n" {
-            let (channel, data) = session.next().await.unwrap();
-            if channel == 1 {
-                stdout.extend_from_slice(&data);
-            }
-        }
-    })
-    .await;
-    session.close_stdin().await.unwrap();
-    let output = with_deadline("the container's end", session.collect()).await;
-    assert_eq!(output.exit_code(), Some(0), "{:?}", output.error);
-    fx.wait_exited(&id).await;
+    for transport in Transport::ALL {
+        let (id, url) = cat_attach_url(&mut fx).await;
+        let mut session = transport.connect(&url, exec_streams(true)).await;
+        session.stdin(b"ping\n").await;
+        assert_eq!(session.read_stdout(5).await, b"ping\n", "{transport:?}");
+        session.close_stdin().await;
+        let output = session.collect().await;
+        assert_eq!(output.stdout, b"", "{transport:?}");
+        assert_eq!(
+            output.exit_code(),
+            Some(0),
+            "{transport:?}: {:?}",
+            output.error
+        );
+        fx.wait_exited(&id).await;
+    }
 }
 
 #[tokio::test]
@@ -226,50 +232,6 @@ async fn spdy_exec_streams_stdout_and_stderr_and_tells_the_exit_code() {
         404,
         "{used:#}"
     );
-}
-
-#[tokio::test]
-async fn spdy_exec_passes_stdin_until_the_client_half_closes_it() {
-    require_root!("streaming sessions");
-    let mut fx = ContainerFixture::new().await;
-    let id = sleeper(&mut fx).await;
-    let url = exec_url(&mut fx, &id, vec!["cat".into()], true).await;
-    let mut session = SpdyRemoteCommand::connect(&url, spdy::PROTOCOLS, exec_streams(true))
-        .await
-        .unwrap();
-    session.stdin(b"hello ").await.unwrap();
-    session.stdin(b"world\n").await.unwrap();
-    session.close_stdin().await.unwrap();
-    let output = with_deadline("cat", session.collect()).await;
-    assert_eq!(output.stdout, b"hello world\n");
-    assert_eq!(output.exit_code(), Some(0), "{:?}", output.error);
-}
-
-#[tokio::test]
-async fn spdy_attach_passes_stdin_to_the_container_and_its_output_back() {
-    require_root!("streaming sessions");
-    let mut fx = ContainerFixture::new().await;
-    let (id, url) = cat_attach_url(&mut fx).await;
-    let mut session = SpdyRemoteCommand::connect(&url, spdy::PROTOCOLS, exec_streams(true))
-        .await
-        .unwrap();
-    session.stdin(b"ping\n").await.unwrap();
-    let mut stdout = Vec::new();
-    with_deadline("the echoed stdin", async {
-        let mut buf = [0; 64];
-        while stdout.len() < 5 {
-            let n = session.read_stdout(&mut buf).await.unwrap();
-            assert_ne!(n, 0, "stdout ended after {stdout:?}");
-            stdout.extend_from_slice(&buf[..n]);
-        }
-    })
-    .await;
-    assert_eq!(stdout, b"ping\n");
-    session.close_stdin().await.unwrap();
-    let output = with_deadline("the container's end", session.collect()).await;
-    assert_eq!(output.stdout, b"");
-    assert_eq!(output.exit_code(), Some(0), "{:?}", output.error);
-    fx.wait_exited(&id).await;
 }
 
 /// A port nobody in the test pod listens on.
