@@ -63,6 +63,10 @@ pub async fn connect(url: &str, protocols: &[&str]) -> anyhow::Result<SpdyConnec
     let tcp = TcpStream::connect(authority)
         .await
         .with_context(|| format!("connect to {authority}"))?;
+    // As client-go's (Go's) connections: each frame goes out at once, not held back by Nagle's
+    // algorithm until the server acknowledges the last one.
+    tcp.set_nodelay(true)
+        .with_context(|| format!("set TCP_NODELAY on the connection to {authority}"))?;
     // The session reads on from this buffer, so SPDY frames that arrive with the response head
     // are not lost.
     let mut connection = BufReader::new(tcp);
