@@ -16,7 +16,8 @@
 //! Run: `cargo build --release --bins && cargo bench -p crius-conformance --bench port_forward`
 //! (`BENCH_PF_MIB` sets the payload, 64 MiB by default; `BENCH_PF_ROUNDS` the timed throughput
 //! rounds, 10; `BENCH_PF_CONNECTIONS` the connections of a connection round, 200;
-//! `BENCH_PF_CONNECTION_ROUNDS` those rounds, 3).
+//! `BENCH_PF_CONNECTION_ROUNDS` those rounds, 3; `BENCH_PF_WINDOW_KIB` the client's receive
+//! window per stream, 16 MiB, see [`DEFAULT_WINDOW_KIB`]; 64 is the SPDY default).
 
 #![allow(clippy::print_stdout)] // the report on stdout is this program's output
 
@@ -29,6 +30,7 @@ use crius_conformance::bench::{
 use crius_conformance::client::CriClient;
 use crius_conformance::kubelet::{CALL_TIMEOUT, bounded};
 use crius_conformance::spdy_portforward::SpdyPortForward;
+use crius_spdy::SessionConfig;
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use k8s_cri::v1 as cri;
@@ -49,6 +51,10 @@ const MIB: usize = 1024 * 1024;
 const WARM_UP: usize = 1;
 /// How long the pod may take to serve both ports.
 const READY_PATIENCE: Duration = Duration::from_secs(30);
+/// The client's receive window per stream, in KiB. client-go's spdystream keeps no window (it
+/// reads as TCP delivers, and ignores ours): a window this large stands for it. crius's server
+/// keeps the window a client announces; containerd's ignores it.
+const DEFAULT_WINDOW_KIB: usize = 16 * 1024;
 /// The size of the client's reads.
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -68,6 +74,8 @@ struct Subject {
     name: &'static str,
     client: CriClient,
     running: RunningContainer,
+    /// The client's SPDY session: its receive window.
+    session_config: SessionConfig,
 }
 
 impl Subject {
@@ -82,7 +90,7 @@ impl Subject {
         )
         .await?
         .url;
-        SpdyPortForward::connect(&url)
+        SpdyPortForward::connect_with(&url, self.session_config)
             .await
             .with_context(|| format!("open {url}"))
     }
@@ -194,6 +202,7 @@ async fn subject(
     pod: cri::PodSandboxConfig,
     image: &str,
     payload_bytes: usize,
+    session_config: SessionConfig,
 ) -> anyhow::Result<Subject> {
     let command = server_command(payload_bytes);
     let command: Vec<&str> = command.iter().map(String::as_str).collect();
@@ -202,6 +211,7 @@ async fn subject(
         name,
         client,
         running,
+        session_config,
     })
 }
 
@@ -236,6 +246,11 @@ async fn main() -> anyhow::Result<()> {
     let rounds = count_from_env("BENCH_PF_ROUNDS", 10).max(1);
     let connections = count_from_env("BENCH_PF_CONNECTIONS", 200).max(1);
     let connection_rounds = count_from_env("BENCH_PF_CONNECTION_ROUNDS", 3).max(1);
+    let window_kib = count_from_env("BENCH_PF_WINDOW_KIB", DEFAULT_WINDOW_KIB);
+    let session_config = SessionConfig {
+        initial_window: u32::try_from(window_kib * 1024).unwrap_or(u32::MAX),
+        ..SessionConfig::default()
+    };
 
     let both = SideBySide::start(BRIDGE, SUBNET, CGROUP_ROOT).await?;
     let mut on_crius = subject(
@@ -244,6 +259,7 @@ async fn main() -> anyhow::Result<()> {
         both.pod_config(POD_NAME, "crius")?,
         &both.image,
         payload_bytes,
+        session_config,
     )
     .await;
     let mut on_containerd = subject(
@@ -252,6 +268,7 @@ async fn main() -> anyhow::Result<()> {
         both.pod_config(POD_NAME, "containerd")?,
         &both.image,
         payload_bytes,
+        session_config,
     )
     .await;
     let times = match (&mut on_crius, &mut on_containerd) {
@@ -277,7 +294,8 @@ async fn main() -> anyhow::Result<()> {
 
     println!(
         "Port-forward over SPDY from a busybox pod (nc -e cat), interleaved, after {WARM_UP} \
-         untimed round"
+         untimed round; the client's window {} KiB per stream",
+        session_config.initial_window / 1024
     );
     print!(
         "{}",

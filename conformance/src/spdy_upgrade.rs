@@ -51,6 +51,15 @@ impl std::error::Error for UpgradeRefused {}
 /// Opens `url` (`http://host:port/path?query`), asks to upgrade to SPDY/3.1 offering
 /// `protocols` in order of preference, and starts a client session.
 pub async fn connect(url: &str, protocols: &[&str]) -> anyhow::Result<SpdyConnection> {
+    connect_with(url, protocols, SessionConfig::default()).await
+}
+
+/// [`connect`], the client session configured by `config` (its receive window, say).
+pub async fn connect_with(
+    url: &str,
+    protocols: &[&str],
+    config: SessionConfig,
+) -> anyhow::Result<SpdyConnection> {
     let uri: Uri = url.parse().with_context(|| format!("parse {url}"))?;
     if uri.scheme_str() != Some("http") {
         bail!("{url}: only http URLs are served");
@@ -117,7 +126,7 @@ pub async fn connect(url: &str, protocols: &[&str]) -> anyhow::Result<SpdyConnec
         .header(PROTOCOL_VERSION_HEADER)
         .unwrap_or_default()
         .to_owned();
-    let session = Session::new(connection, Role::Client, SessionConfig::default());
+    let session = Session::new(connection, Role::Client, config);
     Ok(SpdyConnection { session, protocol })
 }
 
