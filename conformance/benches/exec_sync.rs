@@ -18,14 +18,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use crius_conformance::bench::{
-    bridge_network, count_from_env, median, push_pause_image, remove_cgroup_tree, report,
+    RunningContainer, SideBySide, count_from_env, median, remove_pod, report, run_container,
 };
 use crius_conformance::client::CriClient;
-use crius_conformance::containerd::Containerd;
-use crius_conformance::daemon::{Crius, CriusPaths};
-use crius_conformance::image::busybox_image;
-use crius_conformance::kubelet::{self, CALL_TIMEOUT, bounded};
-use crius_conformance::registry::TestRegistry;
+use crius_conformance::kubelet::{CALL_TIMEOUT, bounded};
 use k8s_cri::v1 as cri;
 
 const BRIDGE: &str = "criusbench2";
@@ -33,6 +29,7 @@ const SUBNET: &str = "10.233.0.0/16";
 /// Every cgroup this benchmark makes, in each v1 hierarchy.
 const CGROUP_ROOT: &str = "crius-bench/exec-sync";
 const RUNC: &str = "/usr/sbin/runc";
+const POD_NAME: &str = "exec-sync";
 /// What the container runs, and what is exec'd in it.
 const COMMAND: [&str; 3] = ["/bin/busybox", "sleep", "3600"];
 const EXEC: [&str; 1] = ["true"];
@@ -40,79 +37,6 @@ const EXEC: [&str; 1] = ["true"];
 const EXEC_TIMEOUT_SECONDS: i64 = 10;
 /// Untimed execs first: connections, caches, the runtime's first exec.
 const WARM_UP: usize = 5;
-
-/// A pod and its running container; both removed by [`tear_down`].
-struct Running {
-    pod_id: String,
-    container_id: String,
-}
-
-/// Pulls `image` and runs its container in a pod of its own.
-async fn run_container(
-    client: &mut CriClient,
-    runtime: &str,
-    image: &str,
-    logs: &Path,
-) -> anyhow::Result<Running> {
-    let image_ref = kubelet::pull(client, image).await?;
-    let pod = kubelet::pod_config(
-        "exec-sync",
-        &logs.join(runtime),
-        format!("/{CGROUP_ROOT}/{runtime}"),
-    )?;
-    let pod_id = bounded(
-        "RunPodSandbox",
-        client.runtime.run_pod_sandbox(cri::RunPodSandboxRequest {
-            config: Some(pod.clone()),
-            runtime_handler: String::new(),
-        }),
-    )
-    .await?
-    .pod_sandbox_id;
-    let container_id = bounded(
-        "CreateContainer",
-        client
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod_id.clone(),
-                config: Some(kubelet::container_config(&image_ref, &COMMAND, None)),
-                sandbox_config: Some(pod),
-            }),
-    )
-    .await?
-    .container_id;
-    bounded(
-        "StartContainer",
-        client.runtime.start_container(cri::StartContainerRequest {
-            container_id: container_id.clone(),
-        }),
-    )
-    .await?;
-    Ok(Running {
-        pod_id,
-        container_id,
-    })
-}
-
-async fn tear_down(client: &mut CriClient, running: &Running) -> anyhow::Result<()> {
-    bounded(
-        "StopPodSandbox",
-        client.runtime.stop_pod_sandbox(cri::StopPodSandboxRequest {
-            pod_sandbox_id: running.pod_id.clone(),
-        }),
-    )
-    .await?;
-    bounded(
-        "RemovePodSandbox",
-        client
-            .runtime
-            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                pod_sandbox_id: running.pod_id.clone(),
-            }),
-    )
-    .await?;
-    Ok(())
-}
 
 /// One ExecSync of [`EXEC`], timed; it must exit 0.
 async fn time_exec(client: &mut CriClient, container_id: &str) -> anyhow::Result<Duration> {
@@ -169,7 +93,7 @@ async fn time_runc_exec(state_root: &Path, id: &str) -> anyhow::Result<Duration>
 /// A runtime under test with its running container.
 struct Subject {
     client: CriClient,
-    running: Running,
+    running: RunningContainer,
 }
 
 #[derive(Default)]
@@ -213,96 +137,39 @@ async fn interleaved(
     Ok(times)
 }
 
-/// Starts crius with the test registry reachable; returns it and its runc state dir.
-async fn start_crius(
-    dir: &Path,
-    cni_dir: &Path,
-    registry_host: &str,
-) -> anyhow::Result<(Crius, std::path::PathBuf)> {
-    let paths = CriusPaths {
-        cni_config_dir: cni_dir.to_path_buf(),
-        ..CriusPaths::under(&dir.join("crius"))
-    };
-    let config_dir = paths.config_file.parent().context("config dir")?;
-    std::fs::create_dir_all(config_dir)?;
-    let registries_conf = config_dir.join("registries.conf");
-    std::fs::write(
-        &registries_conf,
-        format!("[[registry]]\nlocation = \"{registry_host}\"\ninsecure = true\n"),
-    )?;
-    std::fs::write(
-        &paths.config_file,
-        format!(
-            "[image]\nregistries_conf = \"{}\"\n",
-            registries_conf.display()
-        ),
-    )?;
-    let runc_root = paths.state_dir.join("runtimes/runc");
-    Ok((Crius::start_at(paths, &[]).await?, runc_root))
-}
-
-/// Starts containerd with its pause image pulled.
-async fn start_containerd(cni_dir: &Path, registry_host: &str) -> anyhow::Result<Containerd> {
-    let containerd = Containerd::start(registry_host, Some(cni_dir)).await?;
-    bounded(
-        "PullImage (containerd's pause image)",
-        containerd
-            .client()
-            .await?
-            .image
-            .pull_image(cri::PullImageRequest {
-                image: Some(cri::ImageSpec {
-                    image: format!("{registry_host}/pause:3.10"),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-    )
-    .await?;
-    Ok(containerd)
-}
-
 async fn subject(
     mut client: CriClient,
-    runtime: &str,
+    pod: cri::PodSandboxConfig,
     image: &str,
-    logs: &Path,
 ) -> anyhow::Result<Subject> {
-    let running = run_container(&mut client, runtime, image, logs).await?;
+    let running = run_container(&mut client, pod, image, &COMMAND).await?;
     Ok(Subject { client, running })
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let execs = count_from_env("BENCH_EXECS", 100);
-    let dir = tempfile::tempdir()?;
-    let cni_dir = bridge_network(dir.path(), BRIDGE, SUBNET)?;
-    let registry = TestRegistry::start().await?;
-    registry
-        .push("busybox", "1", &busybox_image()?)
-        .await
-        .context("push busybox")?;
-    push_pause_image(&registry).await?;
-    let image = format!("{}/busybox:1", registry.host());
-
-    let logs = dir.path().join("logs");
-    let (crius, runc_root) = start_crius(dir.path(), &cni_dir, &registry.host()).await?;
-    let containerd = start_containerd(&cni_dir, &registry.host()).await?;
-    let mut on_crius = subject(crius.client().await?, "crius", &image, &logs).await;
-    let mut on_containerd = subject(containerd.client().await?, "containerd", &image, &logs).await;
+    let both = SideBySide::start(BRIDGE, SUBNET, CGROUP_ROOT).await?;
+    let mut on_crius = subject(
+        both.crius.client().await?,
+        both.pod_config(POD_NAME, "crius")?,
+        &both.image,
+    )
+    .await;
+    let mut on_containerd = subject(
+        both.containerd.client().await?,
+        both.pod_config(POD_NAME, "containerd")?,
+        &both.image,
+    )
+    .await;
     let times = match (&mut on_crius, &mut on_containerd) {
-        (Ok(crius), Ok(containerd)) => interleaved(crius, containerd, &runc_root, execs).await,
+        (Ok(crius), Ok(containerd)) => interleaved(crius, containerd, &both.runc_root, execs).await,
         _ => Err(anyhow::anyhow!("a runtime could not run the container")),
     };
     for subject in [&mut on_crius, &mut on_containerd].into_iter().flatten() {
-        tear_down(&mut subject.client, &subject.running).await?;
+        remove_pod(&mut subject.client, &subject.running).await?;
     }
-    drop((crius, containerd));
-    std::process::Command::new("ip")
-        .args(["link", "del", BRIDGE])
-        .status()
-        .ok();
-    remove_cgroup_tree(CGROUP_ROOT);
+    both.tear_down();
     on_crius.context("crius")?;
     on_containerd.context("containerd")?;
     let times = times?;

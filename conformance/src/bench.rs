@@ -1,11 +1,19 @@
-//! Small helpers for the benchmarks: medians, percentiles and a report with the baseline's ratio;
-//! the counts they take from the environment, their network and containerd's pause image.
+//! Small helpers for the benchmarks: medians, percentiles and reports with the baseline's ratio;
+//! the counts they take from the environment, their network, containerd's pause image, both
+//! daemons started pulling from the test registry, and a pod with one running container.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context as _;
+use k8s_cri::v1 as cri;
+
+use crate::client::CriClient;
 use crate::cni::{bridge_conflist_with_ipam_dir, write_config};
-use crate::image::{OciImage, RunConfig, STATIC_BUSYBOX, busybox_layer};
+use crate::containerd::Containerd;
+use crate::daemon::{Crius, CriusPaths};
+use crate::image::{OciImage, RunConfig, STATIC_BUSYBOX, busybox_image, busybox_layer};
+use crate::kubelet::{self, bounded};
 use crate::registry::TestRegistry;
 
 /// The count the environment variable `name` sets, else `default`.
@@ -66,6 +74,208 @@ pub async fn push_pause_image(registry: &TestRegistry) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// crius and containerd side by side, as the benchmarks compare them: a bridge network of the
+/// benchmark's own, a test registry holding the busybox image and containerd's pause image, and
+/// both daemons pulling from it. [`SideBySide::tear_down`] ends it.
+#[derive(Debug)]
+pub struct SideBySide {
+    pub crius: Crius,
+    /// crius's runc state dir.
+    pub runc_root: PathBuf,
+    pub containerd: Containerd,
+    /// The busybox image in the registry.
+    pub image: String,
+    registry: TestRegistry,
+    bridge: &'static str,
+    cgroup_root: &'static str,
+    dir: tempfile::TempDir,
+}
+
+impl SideBySide {
+    /// Makes bridge `bridge` on `subnet`, starts the registry and both daemons; the pods'
+    /// cgroups go under `cgroup_root` (e.g. `crius-bench/exec-sync`) in each hierarchy.
+    pub async fn start(
+        bridge: &'static str,
+        subnet: &str,
+        cgroup_root: &'static str,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let cni_dir = bridge_network(dir.path(), bridge, subnet)?;
+        let registry = TestRegistry::start().await?;
+        registry
+            .push("busybox", "1", &busybox_image()?)
+            .await
+            .context("push busybox")?;
+        push_pause_image(&registry).await?;
+        let image = format!("{}/busybox:1", registry.host());
+        let (crius, runc_root) = start_crius(dir.path(), &cni_dir, &registry.host()).await?;
+        let containerd = start_containerd(&cni_dir, &registry.host()).await?;
+        Ok(SideBySide {
+            crius,
+            runc_root,
+            containerd,
+            image,
+            registry,
+            bridge,
+            cgroup_root,
+            dir,
+        })
+    }
+
+    /// A pod `name` as kubelet configures it, for `runtime` (`crius` or `containerd`): its logs
+    /// and its cgroup in a place of that runtime's.
+    pub fn pod_config(&self, name: &str, runtime: &str) -> anyhow::Result<cri::PodSandboxConfig> {
+        kubelet::pod_config(
+            name,
+            &self.dir.path().join("logs").join(runtime),
+            format!("/{}/{runtime}", self.cgroup_root),
+        )
+    }
+
+    /// Stops both daemons and the registry, removes the bridge and the cgroups.
+    pub fn tear_down(self) {
+        let SideBySide {
+            crius,
+            containerd,
+            registry,
+            bridge,
+            cgroup_root,
+            dir,
+            ..
+        } = self;
+        drop((crius, containerd, registry));
+        std::process::Command::new("ip")
+            .args(["link", "del", bridge])
+            .status()
+            .ok();
+        remove_cgroup_tree(cgroup_root);
+        drop(dir);
+    }
+}
+
+/// Starts crius under `dir/crius` on the network of `cni_dir`, pulling from `registry_host` over
+/// plain HTTP and logging at `info`; returns it and its runc state dir.
+async fn start_crius(
+    dir: &Path,
+    cni_dir: &Path,
+    registry_host: &str,
+) -> anyhow::Result<(Crius, PathBuf)> {
+    let paths = CriusPaths {
+        cni_config_dir: cni_dir.to_path_buf(),
+        log_level: "info",
+        ..CriusPaths::under(&dir.join("crius"))
+    };
+    let config_dir = paths.config_file.parent().context("config dir")?;
+    std::fs::create_dir_all(config_dir)?;
+    let registries_conf = config_dir.join("registries.conf");
+    std::fs::write(
+        &registries_conf,
+        format!("[[registry]]\nlocation = \"{registry_host}\"\ninsecure = true\n"),
+    )?;
+    std::fs::write(
+        &paths.config_file,
+        format!(
+            "[image]\nregistries_conf = \"{}\"\n",
+            registries_conf.display()
+        ),
+    )?;
+    let runc_root = paths.state_dir.join("runtimes/runc");
+    Ok((Crius::start_at(paths, &[]).await?, runc_root))
+}
+
+/// Starts containerd on the network of `cni_dir`, pulling from `registry_host`, with its pause
+/// image pulled.
+async fn start_containerd(cni_dir: &Path, registry_host: &str) -> anyhow::Result<Containerd> {
+    let containerd = Containerd::start(registry_host, Some(cni_dir)).await?;
+    bounded(
+        "PullImage (containerd's pause image)",
+        containerd
+            .client()
+            .await?
+            .image
+            .pull_image(cri::PullImageRequest {
+                image: Some(cri::ImageSpec {
+                    image: format!("{registry_host}/pause:3.10"),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+    )
+    .await?;
+    Ok(containerd)
+}
+
+/// A pod and its running container.
+#[derive(Debug, Clone)]
+pub struct RunningContainer {
+    pub pod_id: String,
+    pub container_id: String,
+}
+
+/// Pulls `image` and runs `command` in a container of it, in a new pod of config `pod`, as
+/// kubelet asks.
+pub async fn run_container(
+    client: &mut CriClient,
+    pod: cri::PodSandboxConfig,
+    image: &str,
+    command: &[&str],
+) -> anyhow::Result<RunningContainer> {
+    let image_ref = kubelet::pull(client, image).await?;
+    let pod_id = bounded(
+        "RunPodSandbox",
+        client.runtime.run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(pod.clone()),
+            runtime_handler: String::new(),
+        }),
+    )
+    .await?
+    .pod_sandbox_id;
+    let container_id = bounded(
+        "CreateContainer",
+        client
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod_id.clone(),
+                config: Some(kubelet::container_config(&image_ref, command, None)),
+                sandbox_config: Some(pod),
+            }),
+    )
+    .await?
+    .container_id;
+    bounded(
+        "StartContainer",
+        client.runtime.start_container(cri::StartContainerRequest {
+            container_id: container_id.clone(),
+        }),
+    )
+    .await?;
+    Ok(RunningContainer {
+        pod_id,
+        container_id,
+    })
+}
+
+/// Stops and removes the pod of `running`, its container with it.
+pub async fn remove_pod(client: &mut CriClient, running: &RunningContainer) -> anyhow::Result<()> {
+    bounded(
+        "StopPodSandbox",
+        client.runtime.stop_pod_sandbox(cri::StopPodSandboxRequest {
+            pod_sandbox_id: running.pod_id.clone(),
+        }),
+    )
+    .await?;
+    bounded(
+        "RemovePodSandbox",
+        client
+            .runtime
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: running.pod_id.clone(),
+            }),
+    )
+    .await?;
+    Ok(())
+}
+
 pub fn median(samples: &[Duration]) -> Duration {
     let mut sorted = samples.to_vec();
     sorted.sort();
@@ -115,6 +325,37 @@ pub fn report(
     )
 }
 
+/// Each runtime's rates (`amount` per sample's duration, in `unit`s per second) and median, and
+/// crius's median as a ratio of the baseline's: above 1, crius is the faster. The median rate is
+/// `amount` over the median duration.
+#[must_use]
+pub fn report_rates(
+    what: &str,
+    amount: f64,
+    unit: &str,
+    crius: &[Duration],
+    baseline_name: &str,
+    baseline: &[Duration],
+) -> String {
+    let rate = |took: Duration| amount / took.as_secs_f64();
+    let show = |samples: &[Duration]| {
+        samples
+            .iter()
+            .map(|d| format!("{:.1}", rate(*d)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (ours, theirs) = (rate(median(crius)), rate(median(baseline)));
+    format!(
+        "{what}\n  crius      median {ours:.1} {unit}/s  runs [{}]\n  \
+         {baseline_name:<10} median {theirs:.1} {unit}/s  runs [{}]\n  \
+         ratio crius/{baseline_name} = {:.2}\n",
+        show(crius),
+        show(baseline),
+        ours / theirs
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +372,29 @@ mod tests {
             median(&ms(&[4, 1, 2, 3])),
             Duration::from_millis(2500) / 1000
         );
+    }
+
+    #[test]
+    fn rates_are_the_amount_over_each_duration_and_the_ratio_crius_over_the_baseline() {
+        let secs = |v: &[f64]| {
+            v.iter()
+                .map(|s| Duration::from_secs_f64(*s))
+                .collect::<Vec<_>>()
+        };
+        let text = report_rates(
+            "fetch",
+            64.0,
+            "MiB",
+            &secs(&[0.5, 0.25, 1.0]),
+            "containerd",
+            &secs(&[1.0]),
+        );
+        assert!(
+            text.contains("crius      median 128.0 MiB/s  runs [128.0 256.0 64.0]"),
+            "{text}"
+        );
+        assert!(text.contains("containerd median 64.0 MiB/s"), "{text}");
+        assert!(text.contains("ratio crius/containerd = 2.00"), "{text}");
     }
 
     #[test]

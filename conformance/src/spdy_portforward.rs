@@ -33,7 +33,14 @@ pub struct SpdyPortForward {
 impl SpdyPortForward {
     /// Opens `url` (`http://host:port/portforward/<token>`) with the HTTP upgrade to SPDY/3.1.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let connection = spdy_upgrade::connect(url, &[PROTOCOL]).await?;
+        Self::connect_with(url, SessionConfig::default()).await
+    }
+
+    /// [`SpdyPortForward::connect`], the session configured by `config`: a receive window
+    /// larger than the default, say, for a client that reads as fast as client-go's (whose
+    /// spdystream keeps no window, bounded by TCP alone).
+    pub async fn connect_with(url: &str, config: SessionConfig) -> anyhow::Result<Self> {
+        let connection = spdy_upgrade::connect_with(url, &[PROTOCOL], config).await?;
         if connection.protocol != PROTOCOL {
             bail!(
                 "the server chose protocol {:?}, not {PROTOCOL}",

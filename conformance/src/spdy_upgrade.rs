@@ -51,6 +51,15 @@ impl std::error::Error for UpgradeRefused {}
 /// Opens `url` (`http://host:port/path?query`), asks to upgrade to SPDY/3.1 offering
 /// `protocols` in order of preference, and starts a client session.
 pub async fn connect(url: &str, protocols: &[&str]) -> anyhow::Result<SpdyConnection> {
+    connect_with(url, protocols, SessionConfig::default()).await
+}
+
+/// [`connect`], the client session configured by `config` (its receive window, say).
+pub async fn connect_with(
+    url: &str,
+    protocols: &[&str],
+    config: SessionConfig,
+) -> anyhow::Result<SpdyConnection> {
     let uri: Uri = url.parse().with_context(|| format!("parse {url}"))?;
     if uri.scheme_str() != Some("http") {
         bail!("{url}: only http URLs are served");
@@ -63,6 +72,10 @@ pub async fn connect(url: &str, protocols: &[&str]) -> anyhow::Result<SpdyConnec
     let tcp = TcpStream::connect(authority)
         .await
         .with_context(|| format!("connect to {authority}"))?;
+    // As client-go's (Go's) connections: each frame goes out at once, not held back by Nagle's
+    // algorithm until the server acknowledges the last one.
+    tcp.set_nodelay(true)
+        .with_context(|| format!("set TCP_NODELAY on the connection to {authority}"))?;
     // The session reads on from this buffer, so SPDY frames that arrive with the response head
     // are not lost.
     let mut connection = BufReader::new(tcp);
@@ -113,7 +126,7 @@ pub async fn connect(url: &str, protocols: &[&str]) -> anyhow::Result<SpdyConnec
         .header(PROTOCOL_VERSION_HEADER)
         .unwrap_or_default()
         .to_owned();
-    let session = Session::new(connection, Role::Client, SessionConfig::default());
+    let session = Session::new(connection, Role::Client, config);
     Ok(SpdyConnection { session, protocol })
 }
 

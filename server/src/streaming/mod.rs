@@ -291,6 +291,12 @@ impl StreamServer {
                     continue;
                 }
             };
+            // Frames go out as the session writes them, as kubelet's and containerd's (Go's)
+            // connections send: with Nagle's algorithm a small frame (a SYN_REPLY, a FIN)
+            // waits behind an unacknowledged one for the client's delayed ACK, up to 40 ms.
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "streaming server: TCP_NODELAY");
+            }
             let server = Arc::clone(&self);
             tokio::spawn(
                 async move {

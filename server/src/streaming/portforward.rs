@@ -61,6 +61,9 @@ impl PodTarget {
             run_blocking(move || connect_to_pod_port(netns.as_deref(), port, CONNECT_TIMEOUT))
                 .await?;
         stream.set_nonblocking(true)?;
+        // What the client sends reaches the pod at once, small requests too (Go's dialer,
+        // kubelet's and containerd's, does the same).
+        stream.set_nodelay(true)?;
         TcpStream::from_std(stream)
     }
 
