@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use crius_runtime::sandbox::port_connect::connect_to_pod_port;
 use crius_spdy::{Headers, RstStatus, Session, Stream};
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader};
+use tokio::io::{
+    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader,
+};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -40,6 +42,8 @@ pub const MAX_WEBSOCKET_PORTS: usize = 64;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the client has to open the second stream of a pair, as kubelet allows.
 const PAIR_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a finished forward waits for the client to end its side of the data stream.
+const FIN_GRACE: Duration = Duration::from_secs(1);
 /// The buffer of each direction of a forwarded connection.
 const COPY_BUFFER: usize = 64 * 1024;
 /// Chunks from a pod's port waiting for the WebSocket, per port.
@@ -193,7 +197,7 @@ impl HalfPair {
 }
 
 /// Forwards one connection: the data stream's `port` of the pod.
-async fn forward(data: Stream, mut error: Stream, target: PodTarget) {
+async fn forward(mut data: Stream, mut error: Stream, target: PodTarget) {
     let port = data
         .headers()
         .get("port")
@@ -205,7 +209,7 @@ async fn forward(data: Stream, mut error: Stream, target: PodTarget) {
             data.headers().get("port").unwrap_or_default()
         )),
         Some(port) => match target.connect(port).await {
-            Ok(connection) => copy_until_pod_done(data, connection)
+            Ok(connection) => copy_until_pod_done(&mut data, connection)
                 .await
                 .err()
                 .map(|e| target.failure(port, &e)),
@@ -217,6 +221,14 @@ async fn forward(data: Stream, mut error: Stream, target: PodTarget) {
         error.write_all(message.as_bytes()).await.ok();
     }
     error.shutdown().await.ok();
+    // The client ends its side once it has read the error stream's end (client-go closes the
+    // data stream then); waiting for that FIN, briefly, spares a client that half-closes late
+    // the reset that dropping an unfinished stream sends.
+    let drained = tokio::time::timeout(FIN_GRACE, async {
+        let mut discard = [0u8; 4096];
+        while matches!(data.read(&mut discard).await, Ok(read) if read > 0) {}
+    });
+    drained.await.ok();
 }
 
 /// Copies between the client's `stream` and the pod's `connection` until the pod has sent all
