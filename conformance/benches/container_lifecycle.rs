@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use crius_conformance::bench::{
-    bridge_network, count_from_env, median, percentile, push_pause_image, remove_cgroup_tree,
+    self, bridge_network, count_from_env, median, percentile, push_pause_image, remove_cgroup_tree,
+    remove_pod, run_pod, start_container,
 };
 use crius_conformance::client::CriClient;
 use crius_conformance::containerd::Containerd;
@@ -93,7 +94,7 @@ impl Created {
     /// Stops and removes the pods, which hold no containers any more.
     async fn remove_pods(&mut self, client: &mut CriClient) -> anyhow::Result<()> {
         for id in self.pods.clone() {
-            stop_and_remove_pod(client, &id).await?;
+            remove_pod(client, &id).await?;
             self.pods.retain(|p| *p != id);
         }
         Ok(())
@@ -106,7 +107,7 @@ impl Created {
             remove_container(client, &id).await.ok();
         }
         for id in std::mem::take(&mut self.pods) {
-            stop_and_remove_pod(client, &id).await.ok();
+            remove_pod(client, &id).await.ok();
         }
     }
 }
@@ -234,51 +235,15 @@ fn best_effort_resources() -> cri::LinuxContainerResources {
     }
 }
 
-async fn run_pod(client: &mut CriClient, config: cri::PodSandboxConfig) -> anyhow::Result<String> {
-    let ran = bounded(
-        "RunPodSandbox",
-        client.runtime.run_pod_sandbox(cri::RunPodSandboxRequest {
-            config: Some(config),
-            runtime_handler: String::new(),
-        }),
-    )
-    .await?;
-    Ok(ran.pod_sandbox_id)
-}
-
+/// CreateContainer of the measured container (busybox sleeping, best-effort resources).
 async fn create_container(
     client: &mut CriClient,
     pod_id: &str,
     pod: &cri::PodSandboxConfig,
     image_ref: &str,
 ) -> anyhow::Result<String> {
-    let created = bounded(
-        "CreateContainer",
-        client
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod_id.to_string(),
-                config: Some(kubelet::container_config(
-                    image_ref,
-                    &COMMAND,
-                    Some(best_effort_resources()),
-                )),
-                sandbox_config: Some(pod.clone()),
-            }),
-    )
-    .await?;
-    Ok(created.container_id)
-}
-
-async fn start_container(client: &mut CriClient, id: &str) -> anyhow::Result<()> {
-    bounded(
-        "StartContainer",
-        client.runtime.start_container(cri::StartContainerRequest {
-            container_id: id.to_string(),
-        }),
-    )
-    .await?;
-    Ok(())
+    let config = kubelet::container_config(image_ref, &COMMAND, Some(best_effort_resources()));
+    bench::create_container(client, pod_id, pod, config).await
 }
 
 /// Fails unless the runtime reports the container in `state`: a call that returned early would
@@ -328,26 +293,6 @@ async fn remove_container(client: &mut CriClient, id: &str) -> anyhow::Result<()
             .runtime
             .remove_container(cri::RemoveContainerRequest {
                 container_id: id.to_string(),
-            }),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn stop_and_remove_pod(client: &mut CriClient, id: &str) -> anyhow::Result<()> {
-    bounded(
-        "StopPodSandbox",
-        client.runtime.stop_pod_sandbox(cri::StopPodSandboxRequest {
-            pod_sandbox_id: id.to_string(),
-        }),
-    )
-    .await?;
-    bounded(
-        "RemovePodSandbox",
-        client
-            .runtime
-            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                pod_sandbox_id: id.to_string(),
             }),
     )
     .await?;

@@ -285,7 +285,7 @@ async fn main() -> anyhow::Result<()> {
         _ => Err(anyhow::anyhow!("a runtime could not run the pod")),
     };
     for subject in [&mut on_crius, &mut on_containerd].into_iter().flatten() {
-        remove_pod(&mut subject.client, &subject.running).await?;
+        remove_pod(&mut subject.client, &subject.running.pod_id).await?;
     }
     both.tear_down();
     on_crius.context("crius")?;

@@ -221,46 +221,70 @@ pub async fn run_container(
     command: &[&str],
 ) -> anyhow::Result<RunningContainer> {
     let image_ref = kubelet::pull(client, image).await?;
-    let pod_id = bounded(
-        "RunPodSandbox",
-        client.runtime.run_pod_sandbox(cri::RunPodSandboxRequest {
-            config: Some(pod.clone()),
-            runtime_handler: String::new(),
-        }),
-    )
-    .await?
-    .pod_sandbox_id;
-    let container_id = bounded(
-        "CreateContainer",
-        client
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod_id.clone(),
-                config: Some(kubelet::container_config(&image_ref, command, None)),
-                sandbox_config: Some(pod),
-            }),
-    )
-    .await?
-    .container_id;
-    bounded(
-        "StartContainer",
-        client.runtime.start_container(cri::StartContainerRequest {
-            container_id: container_id.clone(),
-        }),
-    )
-    .await?;
+    let pod_id = run_pod(client, pod.clone()).await?;
+    let config = kubelet::container_config(&image_ref, command, None);
+    let container_id = create_container(client, &pod_id, &pod, config).await?;
+    start_container(client, &container_id).await?;
     Ok(RunningContainer {
         pod_id,
         container_id,
     })
 }
 
-/// Stops and removes the pod of `running`, its container with it.
-pub async fn remove_pod(client: &mut CriClient, running: &RunningContainer) -> anyhow::Result<()> {
+/// RunPodSandbox of `config`: the pod's id.
+pub async fn run_pod(
+    client: &mut CriClient,
+    config: cri::PodSandboxConfig,
+) -> anyhow::Result<String> {
+    let ran = bounded(
+        "RunPodSandbox",
+        client.runtime.run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: String::new(),
+        }),
+    )
+    .await?;
+    Ok(ran.pod_sandbox_id)
+}
+
+/// CreateContainer of `config` in pod `pod_id` (of config `pod`): the container's id.
+pub async fn create_container(
+    client: &mut CriClient,
+    pod_id: &str,
+    pod: &cri::PodSandboxConfig,
+    config: cri::ContainerConfig,
+) -> anyhow::Result<String> {
+    let created = bounded(
+        "CreateContainer",
+        client
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod_id.to_string(),
+                config: Some(config),
+                sandbox_config: Some(pod.clone()),
+            }),
+    )
+    .await?;
+    Ok(created.container_id)
+}
+
+pub async fn start_container(client: &mut CriClient, id: &str) -> anyhow::Result<()> {
+    bounded(
+        "StartContainer",
+        client.runtime.start_container(cri::StartContainerRequest {
+            container_id: id.to_string(),
+        }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Stops and removes pod `pod_id`, its containers with it.
+pub async fn remove_pod(client: &mut CriClient, pod_id: &str) -> anyhow::Result<()> {
     bounded(
         "StopPodSandbox",
         client.runtime.stop_pod_sandbox(cri::StopPodSandboxRequest {
-            pod_sandbox_id: running.pod_id.clone(),
+            pod_sandbox_id: pod_id.to_string(),
         }),
     )
     .await?;
@@ -269,7 +293,7 @@ pub async fn remove_pod(client: &mut CriClient, running: &RunningContainer) -> a
         client
             .runtime
             .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                pod_sandbox_id: running.pod_id.clone(),
+                pod_sandbox_id: pod_id.to_string(),
             }),
     )
     .await?;
