@@ -393,7 +393,8 @@ impl StreamServer {
             }
             StreamRequest::PortForward { pod_id } => {
                 let target = self.ready_pod(&pod_id).map_err(|s| Refusal::pod_gone(&s))?;
-                if offered_names(&offered).any(|name| name == TUNNELLED_PORT_FORWARD) {
+                if offered_names(offered.iter().copied()).any(|name| name == TUNNELLED_PORT_FORWARD)
+                {
                     (
                         Some(TUNNELLED_PORT_FORWARD),
                         WebSocketSession::Tunnel(target),
@@ -481,7 +482,9 @@ impl StreamServer {
                 name
             }
             StreamRequest::PortForward { pod_id } => {
-                if !offered_names(&offered).any(|name| name == portforward::SPDY_PROTOCOL) {
+                if !offered_names(offered.iter().copied())
+                    .any(|name| name == portforward::SPDY_PROTOCOL)
+                {
                     return Err(unsupported_protocols(&offered));
                 }
                 let target = self.ready_pod(&pod_id).map_err(|s| Refusal::pod_gone(&s))?;
@@ -560,12 +563,13 @@ fn upgrade_kind(headers: &HeaderMap) -> Option<Upgrade> {
     }
 }
 
-/// The names in header values that may each be a comma-separated list.
-fn offered_names<'a>(values: &'a [&'a str]) -> impl Iterator<Item = &'a str> {
+/// The protocol names offered in header values that may each be a comma-separated list.
+fn offered_names<'a>(values: impl IntoIterator<Item = &'a str>) -> impl Iterator<Item = &'a str> {
     values
-        .iter()
+        .into_iter()
         .flat_map(|value| value.split(','))
         .map(str::trim)
+        .filter(|name| !name.is_empty())
 }
 
 /// The ports of a WebSocket port-forward, from the URL's `port` query parameters.

@@ -42,12 +42,7 @@ const READ_CHUNK: usize = 32 * 1024;
 pub fn negotiate<'a>(
     offered: impl IntoIterator<Item = &'a str>,
 ) -> Option<(Option<&'static str>, Version)> {
-    let offered: Vec<&str> = offered
-        .into_iter()
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .filter(|name| !name.is_empty())
-        .collect();
+    let offered: Vec<&str> = super::offered_names(offered).collect();
     if offered.is_empty() {
         return Some((None, Version::V1));
     }

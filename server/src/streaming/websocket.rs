@@ -89,12 +89,7 @@ fn pick<'a>(
     default: Protocol,
 ) -> Option<(Option<&'static str>, Protocol)> {
     let mut any = false;
-    for name in offered
-        .into_iter()
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .filter(|name| !name.is_empty())
-    {
+    for name in super::offered_names(offered) {
         any = true;
         if let Some((name, protocol)) = served.iter().find(|(served, _)| *served == name) {
             return Some((Some(name), *protocol));
