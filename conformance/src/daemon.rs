@@ -199,8 +199,23 @@ impl Crius {
     }
 }
 
+/// How much of the daemon's log a failing test prints.
+const LOG_TAIL_LINES: usize = 200;
+
 impl Drop for Crius {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The test failed: what the daemon said last goes into the test's output, since
+            // its temporary directory (and so the log) goes away with it.
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            eprintln!(
+                "--- the last {} lines of the crius log ---\n{}",
+                tail.len(),
+                tail.join("\n")
+            );
+        }
         if let Some(mut child) = self.child.take() {
             child.kill().ok();
             child.wait().ok();
