@@ -9,6 +9,8 @@ pub enum RuntimeErrorKind {
     HostUnsupported,
     /// The request asks for something malformed or not allowed.
     InvalidArgument,
+    /// The container the request is for is not running any more.
+    NotRunning,
     /// A local failure: a system call, the disk.
     Internal,
 }
@@ -85,8 +87,8 @@ impl RuntimeError {
             | RuntimeError::OciRuntime { .. }
             | RuntimeError::ContainerCreate { .. }
             | RuntimeError::MonitorFailed { .. }
-            | RuntimeError::MonitorGone { .. }
             | RuntimeError::MonitorRequest { .. } => RuntimeErrorKind::Internal,
+            RuntimeError::MonitorGone { .. } => RuntimeErrorKind::NotRunning,
         }
     }
 }

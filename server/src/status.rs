@@ -38,7 +38,7 @@ pub fn runtime(err: &crius_runtime::RuntimeError) -> Status {
     let message = err.to_string();
     match err.kind() {
         Kind::InvalidArgument => Status::invalid_argument(message),
-        Kind::HostUnsupported => Status::failed_precondition(message),
+        Kind::HostUnsupported | Kind::NotRunning => Status::failed_precondition(message),
         Kind::Internal => {
             tracing::error!(error = %message, "runtime failure");
             Status::internal(message)

@@ -386,6 +386,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = reopen_log(dir.path()).unwrap_err();
         assert!(matches!(err, RuntimeError::MonitorGone { .. }), "{err}");
+        assert_eq!(err.kind(), RuntimeErrorKind::NotRunning);
         let err = connect_attach(dir.path()).unwrap_err();
         assert!(matches!(err, RuntimeError::MonitorGone { .. }), "{err}");
     }
