@@ -459,11 +459,17 @@ async fn kill_9_in_the_middle_of_a_pull_leaves_a_clean_store_after_restart() {
             })
             .await
     });
+    // The registry sees the layer request before the daemon has its response headers and
+    // stages the layer, so wait for both, bounded: the stall holds the pull there.
     let layer_path = format!("/v2/test/x/blobs/{}", layer.digest);
-    while !hostile.requests().contains(&layer_path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !hostile.requests().contains(&layer_path) || fx.staged().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pull never got to staging the layer"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert!(!fx.staged().is_empty(), "the pull is under way, staging");
     fx.crius.signal_and_wait(Signal::SIGKILL).await.unwrap();
     assert!(pull.await.unwrap().is_err());
 
