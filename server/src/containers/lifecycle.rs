@@ -20,6 +20,8 @@ use crate::status::runtime as runtime_status;
 const KILL_GRACE: Duration = Duration::from_secs(2);
 /// Exit code reported when a container's real one could not be learned, as containerd does.
 const UNKNOWN_EXIT_CODE: i32 = 255;
+/// How long the processes a container's init left may take to die once SIGKILLed.
+const LEFTOVERS_PATIENCE: Duration = Duration::from_secs(5);
 
 impl ContainerManager {
     pub async fn start(&self, id: &str) -> Result<(), Status> {
@@ -272,11 +274,28 @@ impl ContainerManager {
         };
         let id = record.id.clone();
         run_blocking(move || {
-            let left = std::fs::read_to_string(&procs).unwrap_or_default();
-            if !left.trim().is_empty()
-                && let Err(e) = runtime.kill_all(&id, libc_sigkill())
-            {
+            let left = || {
+                !std::fs::read_to_string(&procs)
+                    .unwrap_or_default()
+                    .trim()
+                    .is_empty()
+            };
+            if !left() {
+                return;
+            }
+            if let Err(e) = runtime.kill_all(&id, libc_sigkill()) {
                 tracing::warn!(container_id = %id, error = %e, "killing what the container's init left");
+                return;
+            }
+            // The kill is only sent: wait for the processes to go, so that a container that
+            // reads as exited has nothing left running.
+            let deadline = std::time::Instant::now() + LEFTOVERS_PATIENCE;
+            while left() {
+                if std::time::Instant::now() >= deadline {
+                    tracing::warn!(container_id = %id, "processes the container's init left outlive SIGKILL");
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
         })
         .await;
