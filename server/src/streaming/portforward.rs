@@ -43,7 +43,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the client has to open the second stream of a pair, as kubelet allows.
 const PAIR_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a finished forward waits for the client to end its side of the data stream.
-const FIN_GRACE: Duration = Duration::from_secs(1);
+const FIN_GRACE: Duration = Duration::from_secs(5);
 /// The buffer of each direction of a forwarded connection.
 const COPY_BUFFER: usize = 64 * 1024;
 /// Chunks from a pod's port waiting for the WebSocket, per port.
