@@ -147,11 +147,12 @@ impl Crius {
         CriClient::connect(&self.paths.socket).await
     }
 
-    /// Waits until the socket accepts connections; fails if the daemon exits first.
+    /// Waits until the daemon answers a Version call; fails if it exits first. The socket is
+    /// bound, and accepts connections, before the daemon has set its mode and opened its stores.
     pub async fn wait_until_serving(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if std::os::unix::net::UnixStream::connect(&self.paths.socket).is_ok() {
+            if self.answers_version().await {
                 return Ok(());
             }
             if let Some(status) = self.try_wait()? {
@@ -162,6 +163,19 @@ impl Crius {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Whether a Version call on a new connection is answered, within a short wait.
+    async fn answers_version(&self) -> bool {
+        let version = async {
+            let mut client = self.client().await.ok()?;
+            let request = k8s_cri::v1::VersionRequest::default();
+            client.runtime.version(request).await.ok()
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), version).await,
+            Ok(Some(_))
+        )
     }
 
     pub fn try_wait(&mut self) -> anyhow::Result<Option<ExitStatus>> {
