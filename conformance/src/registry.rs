@@ -1,7 +1,7 @@
 //! A real OCI registry for tests: Debian's `docker-registry` (CNCF distribution) on 127.0.0.1 and
 //! a random port, storing into a temp dir, and the push half of the distribution protocol.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,9 +35,8 @@ impl TestRegistry {
     /// A registry that asks for HTTP basic auth (htpasswd, bcrypt) when `users` is not empty.
     pub async fn start_with_users(users: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("temp dir")?;
-        let addr = free_loopback_addr()?;
         let config = dir.path().join("config.yml");
-        let mut text = registry_config(&dir.path().join("data"), addr);
+        let mut text = registry_config(&dir.path().join("data"));
         if !users.is_empty() {
             let htpasswd = dir.path().join("htpasswd");
             let mut lines = String::new();
@@ -62,7 +61,8 @@ impl TestRegistry {
             .with_context(|| format!("spawn {REGISTRY_BINARY} (install docker-registry)"))?;
         let mut registry = TestRegistry {
             child,
-            addr,
+            // Port 0 until the registry says which port it bound.
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             http: reqwest::Client::new(),
             credentials: users.first().map(|(u, p)| (u.to_string(), p.to_string())),
             dir,
@@ -96,13 +96,21 @@ impl TestRegistry {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
+    /// Waits until the registry has logged the port it bound and answers there. It binds port
+    /// 0 itself: a port picked here and bound later could be taken by then.
     async fn wait_until_serving(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Ok(response) = self
-                .request(reqwest::Method::GET, self.url("/v2/"))
-                .send()
-                .await
+            if self.addr.port() == 0
+                && let Some(addr) = listening_address(&self.log())
+            {
+                self.addr = addr;
+            }
+            if self.addr.port() != 0
+                && let Ok(response) = self
+                    .request(reqwest::Method::GET, self.url("/v2/"))
+                    .send()
+                    .await
                 && response.status() == StatusCode::OK
             {
                 return Ok(());
@@ -253,18 +261,38 @@ async fn expect_status(
     bail!("{url} answered {status}, expected {expected}: {body}")
 }
 
-/// A loopback port free at the time of the call (the registry binds it a moment later).
-fn free_loopback_addr() -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("bind a loopback port")?;
-    Ok(listener.local_addr()?)
+/// The address in the registry's `msg="listening on 127.0.0.1:<port>"` log line.
+fn listening_address(log: &str) -> Option<SocketAddr> {
+    let (_, rest) = log.split_once("msg=\"listening on ")?;
+    rest.split_once('"')?.0.parse().ok()
 }
 
-fn registry_config(storage: &Path, addr: SocketAddr) -> String {
+/// The registry's configuration: a random loopback port, which it logs (at level info).
+fn registry_config(storage: &Path) -> String {
     format!(
         "version: 0.1\n\
-         log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+         log:\n  level: info\n  accesslog:\n    disabled: true\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-         http:\n  addr: {addr}\n",
+         http:\n  addr: 127.0.0.1:0\n",
         storage.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listening_address_is_read_from_the_registrys_log() {
+        let log = "time=\"t\" level=info msg=\"redis not configured\" go.version=go1.19.8\n\
+                   time=\"t\" level=info msg=\"listening on 127.0.0.1:38537\" go.version=go1.19.8\n";
+        assert_eq!(
+            listening_address(log),
+            Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 38537)))
+        );
+        assert_eq!(
+            listening_address("level=info msg=\"redis not configured\""),
+            None
+        );
+    }
 }

@@ -17,10 +17,23 @@ use k8s_cri::v1 as cri;
 use nix::sys::signal::Signal;
 use tonic::Code;
 
-/// A closed loopback port: connections to it are refused.
-fn dead_host() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
+/// A loopback port bound but not listening, for as long as the socket lives: connections to it
+/// are refused, and nothing else can take the port meanwhile.
+fn dead_host() -> (std::os::fd::OwnedFd, String) {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket,
+    };
+    use std::os::fd::AsRawFd as _;
+    let socket = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    bind(socket.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+    let address: SockaddrIn = getsockname(socket.as_raw_fd()).unwrap();
+    (socket, address.to_string())
 }
 
 async fn assert_nothing_committed(fx: &mut ImageFixture) {
@@ -34,11 +47,12 @@ async fn a_mirror_that_is_down_falls_back_to_the_next_and_tags_keep_the_original
     let registry = TestRegistry::start().await.unwrap();
     let image = busybox_image().unwrap();
     registry.push("k8s/pause", "3.10", &image).await.unwrap();
+    let (_dead_socket, dead_host) = dead_host();
     let mirrors = format!(
         "[[registry]]\nprefix = \"registry.k8s.io\"\nlocation = \"registry.k8s.io\"\n\
          [[registry.mirror]]\nlocation = \"{}\"\ninsecure = true\n\
          [[registry.mirror]]\nlocation = \"{}/k8s\"\ninsecure = true\n",
-        dead_host(),
+        dead_host,
         registry.host()
     );
     let mut fx = ImageFixture::with(registry, &mirrors, "").await;

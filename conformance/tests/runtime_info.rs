@@ -105,9 +105,15 @@ async fn network_readiness_follows_the_cni_config_dir_without_a_restart() {
 
 #[tokio::test]
 async fn verbose_status_carries_the_effective_config_and_the_sandbox_image() {
+    // A port free a moment ago, rather than a fixed one something on the host may hold.
+    let stream_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let crius = Crius::start_configured(
         "[image]\nsandbox_image = \"registry.example/pause:9\"\n",
-        &["--stream-port=10010"],
+        &[&format!("--stream-port={stream_port}")],
     )
     .await
     .unwrap();
@@ -122,7 +128,7 @@ async fn verbose_status_carries_the_effective_config_and_the_sandbox_image() {
         config["stateDir"],
         crius.paths.state_dir.display().to_string()
     );
-    assert_eq!(config["stream"]["port"], 10010);
+    assert_eq!(config["stream"]["port"], stream_port);
     assert_eq!(config["network"]["cniPluginDirs"][0], DEBIAN_PLUGIN_DIR);
     assert_eq!(config["runtime"]["cgroupDriver"], "cgroupfs");
 }
