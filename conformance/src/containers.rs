@@ -129,7 +129,13 @@ impl ContainerFixture {
 
     /// The cgroup parent of the fixture's pod number `n`.
     pub fn pod_cgroup(&self, n: usize) -> String {
-        format!("/crius-test/{}-pod{n}", self.pods.bridge)
+        format!("/{}/pod{n}", self.cgroup_parent())
+    }
+
+    /// The parent of the fixture's pod cgroups: one per fixture, so that no test removes a
+    /// parent another test's daemon is creating a cgroup in.
+    fn cgroup_parent(&self) -> String {
+        format!("crius-test-{}", self.pods.bridge)
     }
 
     /// A container config as kubelet sends it: the busybox image, `command`, a log path.
@@ -356,9 +362,9 @@ impl Drop for ContainerFixture {
                 std::fs::remove_dir(hierarchy.join(pod_cgroup.trim_start_matches('/'))).ok();
             }
         }
-        // Their parent too, unless another test still uses it.
+        // Their parent too.
         for hierarchy in &hierarchies {
-            std::fs::remove_dir(hierarchy.join("crius-test")).ok();
+            std::fs::remove_dir(hierarchy.join(self.cgroup_parent())).ok();
         }
     }
 }

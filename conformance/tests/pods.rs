@@ -31,7 +31,9 @@ fn connect_within(addr: &str, limit: Duration) -> TcpStream {
 async fn a_pod_gets_its_namespaces_network_and_files_and_leaves_nothing_when_removed() {
     require_root!("pod sandboxes");
     let mut fx = PodFixture::new().await;
-    let cgroup_parent = format!("/crius-test/pod-{}", &fx.bridge);
+    // A parent of the test's own, which kubelet would own: the test removes it at the end.
+    let kubelet_cgroup = format!("crius-test-{}", &fx.bridge);
+    let cgroup_parent = format!("/{kubelet_cgroup}/pod");
     let mut config = pod_config("web");
     config.hostname = "web-0".into();
     config.labels = HashMap::from([("app".into(), "web".into())]);
@@ -140,6 +142,9 @@ async fn a_pod_gets_its_namespaces_network_and_files_and_leaves_nothing_when_rem
     let init_gone = std::fs::read_to_string(format!("/proc/{init_pid}/status"))
         .map_or(true, |status| status.contains("State:\tZ"));
     assert!(init_gone, "the pod's init outlived the pod");
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        std::fs::remove_dir(hierarchy.path().join(&kubelet_cgroup)).ok();
+    }
 }
 
 #[tokio::test]

@@ -29,8 +29,11 @@ use oci_spec::runtime::{
 const MONITOR: &str = env!("CARGO_BIN_EXE_crius-monitor");
 const RUNC: &str = "/usr/sbin/runc";
 const BUSYBOX: &str = "/bin/busybox";
-/// The parent of the tests' cgroups in every v1 hierarchy.
-const CGROUP_PARENT: &str = "crius-test";
+/// A test container's cgroup in every v1 hierarchy, relative to the hierarchy's root: one at
+/// the top per container, so that no test removes a parent another test is creating in.
+fn cgroup_of(id: &str) -> String {
+    format!("crius-test-{id}")
+}
 
 fn is_root_or_skip(test: &str) -> bool {
     let root = rustix::process::geteuid().is_root();
@@ -96,9 +99,7 @@ impl TestContainer {
         std::fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
         let runtime_root = temp.path().join("runc");
         std::fs::create_dir(&runtime_root).unwrap();
-        let oom_cgroup = Path::new("/sys/fs/cgroup/memory")
-            .join(CGROUP_PARENT)
-            .join(&id);
+        let oom_cgroup = Path::new("/sys/fs/cgroup/memory").join(cgroup_of(&id));
         let config = ContainerArgs {
             id: id.clone(),
             runtime: RUNC.into(),
@@ -192,10 +193,7 @@ impl Drop for TestContainer {
         }
         let _ = self.runc(&["delete", "--force", &self.id]);
         for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-            let parent = hierarchy.path().join(CGROUP_PARENT);
-            let _ = std::fs::remove_dir(parent.join(&self.id));
-            // Other tests may still have theirs in it.
-            let _ = std::fs::remove_dir(parent);
+            let _ = std::fs::remove_dir(hierarchy.path().join(cgroup_of(&self.id)));
         }
         let _ = &self.temp;
     }
@@ -228,7 +226,7 @@ fn write_spec(bundle: &Path, id: &str, options: &Options) {
         .namespaces(namespaces)
         .masked_paths(default_linux.masked_paths().clone().unwrap_or_default())
         .readonly_paths(default_linux.readonly_paths().clone().unwrap_or_default())
-        .cgroups_path(PathBuf::from(format!("/{CGROUP_PARENT}/{id}")))
+        .cgroups_path(PathBuf::from(format!("/{}", cgroup_of(id))))
         .resources(resources.build().unwrap())
         .build()
         .unwrap();
