@@ -277,12 +277,13 @@ async fn hanging_plugin_is_killed_at_the_timeout() {
     let hang = r#"[ "$CNI_COMMAND" = ADD ] && { echo $$ > "$dir/pid"; exec sleep 60; }; exit 0"#;
     let net = FakeNetwork::new("1.0.0", &[("a", hang)]);
     let started = Instant::now();
-    let err = net.add(Duration::from_secs(1)).await.unwrap_err();
+    // Long enough for the plugin's shell to start and write its pid on a loaded machine.
+    let err = net.add(Duration::from_secs(3)).await.unwrap_err();
     let elapsed = started.elapsed();
     assert_eq!(err.kind(), CniErrorKind::Timeout);
     assert_eq!(
         err.to_string(),
-        "CNI plugin a ADD timed out after 1s and was killed"
+        "CNI plugin a ADD timed out after 3s and was killed"
     );
     assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
     let pid = std::fs::read_to_string(net.file("pid")).unwrap();

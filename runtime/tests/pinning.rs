@@ -508,7 +508,7 @@ fn pid_namespace_is_held_by_an_orphaned_pod_init_that_reaps() {
     let mut orphan = None;
     wait_until(
         "the orphaned sleep to show up",
-        Duration::from_secs(2),
+        Duration::from_secs(20),
         || {
             orphan = std::fs::read_dir("/proc").unwrap().find_map(|entry| {
                 let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
@@ -527,7 +527,7 @@ fn pid_namespace_is_held_by_an_orphaned_pod_init_that_reaps() {
     let orphan_nspid = status_field(orphan, "NSpid").unwrap();
     assert_eq!(orphan_nspid.split_whitespace().count(), 2, "{orphan_nspid}");
     sigkill(orphan);
-    wait_until("the orphan to be reaped", Duration::from_secs(2), || {
+    wait_until("the orphan to be reaped", Duration::from_secs(20), || {
         !Path::new(&format!("/proc/{orphan}")).exists()
     });
     assert!(!is_gone_or_zombie(init), "the init died with its child");
