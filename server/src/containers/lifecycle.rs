@@ -262,8 +262,9 @@ impl ContainerManager {
 }
 
 impl ContainerManager {
-    /// Kills what is left in a container's cgroup once its init has ended: in a PID namespace
-    /// shared with the pod (or the host), the init's children outlive it.
+    /// Kills what is left in a container's cgroup once its init has ended, and waits (bounded)
+    /// for it to go: in a PID namespace shared with the pod (or the host), the init's children
+    /// outlive it.
     async fn kill_leftovers(&self, record: &ContainerRecord) {
         let procs = self
             .cgroups
@@ -274,13 +275,13 @@ impl ContainerManager {
         };
         let id = record.id.clone();
         run_blocking(move || {
-            let left = || {
+            let anything_left = || {
                 !std::fs::read_to_string(&procs)
                     .unwrap_or_default()
                     .trim()
                     .is_empty()
             };
-            if !left() {
+            if !anything_left() {
                 return;
             }
             if let Err(e) = runtime.kill_all(&id, libc_sigkill()) {
@@ -290,7 +291,7 @@ impl ContainerManager {
             // The kill is only sent: wait for the processes to go, so that a container that
             // reads as exited has nothing left running.
             let deadline = std::time::Instant::now() + LEFTOVERS_PATIENCE;
-            while left() {
+            while anything_left() {
                 if std::time::Instant::now() >= deadline {
                     tracing::warn!(container_id = %id, "processes the container's init left outlive SIGKILL");
                     return;
